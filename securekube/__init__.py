@@ -1,0 +1,3 @@
+"""securekube: a security-hardened, Kubernetes-API-compatible lab cluster."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,163 @@
+"""The control plane assembled: storage, encryption, registry, authn/authz, controllers and the app.
+
+`ControlPlane` wires the parts together and owns their background threads; `serve()` runs it
+behind uvicorn with the hardened TLS context until SIGINT/SIGTERM.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import uvicorn
+
+from securekube.api.errors import ApiError
+from securekube.apiserver.app import create_app
+from securekube.apiserver.chain import build_handler_chain
+from securekube.apiserver.encryption import ReloadingEncryption
+from securekube.apiserver.handlers import ResourceHandlers
+from securekube.apiserver.tls import CertReloader, ServingCerts, TLSExtensionProtocol, server_context
+from securekube.authn.union import UnionAuthenticator
+from securekube.authn.x509 import X509Authenticator
+from securekube.authz.bootstrap_policy import bootstrap_objects
+from securekube.authz.rbac import RBACAuthorizer
+from securekube.authz.union import UnionAuthorizer
+from securekube.controllers.namespace import NamespaceController
+from securekube.registry.informer import Informer
+from securekube.registry.registry import Registry
+from securekube.registry.store import Store
+from securekube.storage.sqlite import SqliteStorage
+
+log = logging.getLogger("securekube.apiserver")
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+RELOAD_CHECK_SECONDS = 2.0
+CACHE_CATCH_UP_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ControlPlaneConfig:
+    """Everything the API server needs, as explicit paths (the CLI maps a data dir onto them)."""
+
+    database: Path
+    encryption_config: Path
+    serving: ServingCerts
+    host: str = "127.0.0.1"
+    port: int = 6443
+
+
+class ControlPlane:
+    def __init__(self, config: ControlPlaneConfig) -> None:
+        self.config = config
+        self.storage = SqliteStorage(config.database)
+        self.encryption = ReloadingEncryption(config.encryption_config)
+        self.registry = Registry(self.storage, self.encryption.transformer_for)
+        self.rbac = RBACAuthorizer()
+        self._rbac_informers = {kind: Informer(self.registry.store_for_kind("rbac.authorization.k8s.io", kind),
+                                               self._rbac_event(kind)) for kind in RBAC_KINDS}
+        self.namespace_controller = NamespaceController(self.registry)
+        handlers = ResourceHandlers(self.registry, after_write=self._after_write)
+        self.app = build_handler_chain(create_app(handlers, ready=self.ready),
+                                       authenticator=UnionAuthenticator(X509Authenticator()),
+                                       authorizer=UnionAuthorizer(self.rbac))
+        self._stopping = threading.Event()
+
+    # -- caches -----------------------------------------------------------------------------
+    def _rbac_event(self, kind: str) -> Callable[[str, dict], None]:
+        def apply(event_type: str, obj: dict) -> None:
+            if event_type == "SYNC":
+                for item in obj["items"]:
+                    self.rbac.apply(kind, item)
+            elif event_type == "DELETED":
+                meta = obj["metadata"]
+                self.rbac.remove(kind, meta.get("namespace", ""), meta["name"])
+            else:
+                self.rbac.apply(kind, obj)
+        return apply
+
+    def _after_write(self, store: Store, revision: int) -> None:
+        """A write to an RBAC object returns only once authorization sees it (read-your-writes)."""
+        informer = self._rbac_informers.get(store.type.kind) if store.type.group == "rbac.authorization.k8s.io" else None
+        if informer is not None and not informer.wait_for(revision, CACHE_CATCH_UP_SECONDS):
+            log.warning("RBAC cache is behind revision %s", revision)
+
+    def ready(self) -> bool:
+        return all(i.synced for i in self._rbac_informers.values())
+
+    # -- life cycle -------------------------------------------------------------------------
+    def bootstrap(self) -> None:
+        """Creates the default namespaces and the upstream bootstrap RBAC policy if missing."""
+        namespaces = self.registry.store_for_kind("", "Namespace")
+        for name in DEFAULT_NAMESPACES:
+            self._create_if_missing(namespaces, "", {"metadata": {"name": name}})
+        for obj in bootstrap_objects():
+            store = self.registry.store_for_kind(obj["apiVersion"].split("/")[0], obj["kind"])
+            self._create_if_missing(store, obj["metadata"].get("namespace", ""), obj)
+
+    @staticmethod
+    def _create_if_missing(store: Store, namespace: str, obj: dict) -> None:
+        try:
+            store.create(namespace, obj)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+
+    def start(self) -> None:
+        for informer in self._rbac_informers.values():
+            informer.start()
+        self.namespace_controller.start()
+        for informer in self._rbac_informers.values():
+            if not informer.wait_synced(30):
+                raise RuntimeError("the RBAC cache did not sync; refusing to serve")
+
+    def watch_files(self, reloaders: list[Any]) -> None:
+        """Polls certificate and encryption-config files for changes in a background thread."""
+        def loop() -> None:
+            while not self._stopping.wait(RELOAD_CHECK_SECONDS):
+                for reloader in reloaders:
+                    reloader.check()
+        threading.Thread(target=loop, name="file-reloader", daemon=True).start()
+
+    def close(self) -> None:
+        self._stopping.set()
+        self.namespace_controller.stop()
+        for informer in self._rbac_informers.values():
+            informer.stop()
+        self.storage.close()
+
+
+def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
+          on_listening: Callable[[], None] = lambda: None) -> None:
+    """Runs the API server until SIGINT/SIGTERM, reporting each start-up step."""
+    report(f"storage: SQLite at {config.database}")
+    plane = ControlPlane(config)
+    try:
+        report(f"encryption at rest: {config.encryption_config}")
+        plane.bootstrap()
+        report("bootstrap: default namespaces and RBAC policy present")
+        plane.start()
+        ctx = server_context(config.serving)
+        plane.watch_files([CertReloader(ctx, config.serving), plane.encryption])
+        uv_config = uvicorn.Config(plane.app, host=config.host, port=config.port, http=TLSExtensionProtocol,
+                                   lifespan="on", log_level="warning", access_log=False,
+                                   timeout_graceful_shutdown=5)
+        uv_config.load()
+        uv_config.ssl = ctx  # our hardened context replaces uvicorn's default one
+        server = uvicorn.Server(uv_config)
+        report(f"api server: listening on https://{config.host}:{config.port}")
+
+        started = threading.Thread(target=_announce_when_started, args=(server, on_listening), daemon=True)
+        started.start()
+        server.run()
+    finally:
+        plane.close()
+        report("stopped")
+
+
+def _announce_when_started(server: uvicorn.Server, on_listening: Callable[[], None]) -> None:
+    while not server.started and not server.should_exit:
+        threading.Event().wait(0.05)
+    if server.started:
+        on_listening()

@@ -1,0 +1,217 @@
+"""The resource handlers: one function per verb, from a decoded request to a reply.
+
+They run in a worker thread (storage calls block). Every failure is an ApiError that the
+app turns into a Status; validation completes before any write, so a rejected request
+stores nothing.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from securekube.api import errors
+from securekube.api.patch import json_merge_patch, json_patch, strategic_merge_patch
+from securekube.api.selectors import parse_field_selector, parse_label_selector
+from securekube.apiserver.negotiation import PATCH_TYPES, decode_body, media_type, to_table, wants_table
+from securekube.apiserver.requestinfo import RequestInfo
+from securekube.registry.registry import Registry
+from securekube.registry.store import ListOptions, Store
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Request:
+    info: RequestInfo
+    query: Mapping[str, str]
+    content_type: str | None
+    accept: str | None
+    body: bytes
+
+
+def _dry_run(query: Mapping[str, str], options: Mapping[str, Any] | None = None) -> bool:
+    values = [query.get("dryRun", "")] + list((options or {}).get("dryRun") or [])
+    for value in values:
+        if value and value != "All":
+            raise errors.bad_request(f'invalid dry run option {value!r}: supported values: "All"')
+    return "All" in values
+
+
+def _int_param(query: Mapping[str, str], name: str) -> int:
+    raw = query.get(name, "")
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.bad_request(f"{name}: invalid value {raw!r}: must be an integer") from None
+    if value < 0:
+        raise errors.bad_request(f"{name}: invalid value {raw!r}: must be non-negative")
+    return value
+
+
+def list_options(store: Store, query: Mapping[str, str]) -> ListOptions:
+    return ListOptions(
+        label_selector=parse_label_selector(query.get("labelSelector")),
+        field_selector=parse_field_selector(query.get("fieldSelector"), store.strategy.field_selectors),
+        limit=_int_param(query, "limit"),
+        continue_token=query.get("continue", ""),
+    )
+
+
+class ResourceHandlers:
+    """Serves every kind in the registry; `after_write(revision)` lets caches catch up before replying."""
+
+    def __init__(self, registry: Registry, after_write: Callable[[Store, int], None] = lambda s, r: None) -> None:
+        self.registry = registry
+        self._after_write = after_write
+
+    def store_for(self, info: RequestInfo) -> Store:
+        store = self.registry.store(info.api_group, info.api_version, info.resource)
+        if (store is None
+                or (info.subresource and (info.subresource not in store.type.subresources or not info.name))
+                or (store.type.namespaced and not info.namespace and (info.name or info.verb == "create"))):
+            raise errors.no_such_resource()
+        return store
+
+    def handle(self, req: Request) -> Reply:
+        info = req.info
+        store = self.store_for(info)
+        namespace = info.namespace if store.type.namespaced else ""
+        verb = getattr(self, f"_{info.verb}", None)
+        if verb is None:
+            raise errors.method_not_allowed()
+        return verb(store, namespace, req)
+
+    def _written(self, store: Store, obj: dict) -> None:
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if rv:
+            self._after_write(store, int(rv))
+
+    # -- reads ------------------------------------------------------------------------------
+    def _get(self, store: Store, namespace: str, req: Request) -> Reply:
+        obj = store.get(namespace, req.info.name)
+        if wants_table(req.accept):
+            return Reply(200, to_table(store.strategy, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                                       req.query.get("includeObject", "Metadata")))
+        return Reply(200, obj)
+
+    def _list(self, store: Store, namespace: str, req: Request) -> Reply:
+        result = store.list(namespace, list_options(store, req.query))
+        meta: dict[str, Any] = {"resourceVersion": result.resource_version}
+        if result.continue_token:
+            meta["continue"] = result.continue_token
+        if wants_table(req.accept):
+            return Reply(200, to_table(store.strategy, result.items, meta, req.query.get("includeObject", "Metadata")))
+        items = []
+        for obj in result.items:
+            item = dict(obj)
+            item.pop("apiVersion", None)  # upstream omits the per-item type in a typed list
+            item.pop("kind", None)
+            items.append(item)
+        return Reply(200, {"kind": store.type.list_kind, "apiVersion": store.type.api_version,
+                           "metadata": meta, "items": items})
+
+    # -- writes -----------------------------------------------------------------------------
+    def _object_body(self, store: Store, namespace: str, req: Request) -> dict:
+        obj = decode_body(req.body, req.content_type)
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the request body must be a JSON or YAML object")
+        kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if kind and kind != store.type.kind or api_version and api_version != store.type.api_version:
+            raise errors.bad_request(f"the API version in the data ({api_version}) does not match the expected API "
+                                     f"version ({store.type.api_version})" if api_version != store.type.api_version
+                                     else f"the kind in the data ({kind}) does not match the expected kind ({store.type.kind})")
+        meta = obj.get("metadata")
+        if meta is not None and not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        body_ns = (meta or {}).get("namespace")
+        if store.type.namespaced and body_ns and body_ns != namespace:
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        return obj
+
+    def _create(self, store: Store, namespace: str, req: Request) -> Reply:
+        if req.info.name:
+            raise errors.method_not_allowed()
+        obj = self._object_body(store, namespace, req)
+        if store.type.namespaced:
+            self.registry.check_namespace_accepts_content(namespace)
+        created = store.create(namespace, obj, dry_run=_dry_run(req.query))
+        self._written(store, created)
+        return Reply(201, created)
+
+    def _update(self, store: Store, namespace: str, req: Request) -> Reply:
+        obj = self._object_body(store, namespace, req)
+        updated = store.update(namespace, req.info.name, obj, subresource=req.info.subresource,
+                               dry_run=_dry_run(req.query))
+        self._written(store, updated)
+        return Reply(200, updated)
+
+    def _patch(self, store: Store, namespace: str, req: Request) -> Reply:
+        patch_type = PATCH_TYPES.get(media_type(req.content_type))
+        if patch_type is None or patch_type == "apply":
+            raise errors.unsupported_media_type(media_type(req.content_type))
+        patch = decode_body(req.body, req.content_type)
+        apply = {"json": json_patch, "merge": json_merge_patch, "strategic": strategic_merge_patch}[patch_type]
+        # A patch that carries a resourceVersion is a precondition, as upstream.
+        expected_rv = ""
+        if isinstance(patch, dict) and isinstance(patch.get("metadata"), dict):
+            expected_rv = str(patch["metadata"].get("resourceVersion") or "")
+
+        def mutate(current: dict) -> dict:
+            patched = apply(current, patch)
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patched object is not an object")
+            return patched
+
+        updated = store.guaranteed_update(namespace, req.info.name, mutate, subresource=req.info.subresource,
+                                          dry_run=_dry_run(req.query), expected_rv=expected_rv)
+        self._written(store, updated)
+        return Reply(200, updated)
+
+    def _delete_options(self, req: Request) -> dict:
+        if not req.body:
+            return {}
+        options = decode_body(req.body, req.content_type)
+        if not isinstance(options, dict):
+            raise errors.bad_request("DeleteOptions must be an object")
+        return options
+
+    def _delete(self, store: Store, namespace: str, req: Request) -> Reply:
+        options = self._delete_options(req)
+        pre = options.get("preconditions") or {}
+        grace = options.get("gracePeriodSeconds", req.query.get("gracePeriodSeconds"))
+        obj, _gone = store.delete(namespace, req.info.name, uid=pre.get("uid") or "",
+                                  resource_version=pre.get("resourceVersion") or "",
+                                  grace_period=int(grace) if grace not in (None, "") else None,
+                                  dry_run=_dry_run(req.query, options))
+        self._written(store, obj)
+        return Reply(200, obj)
+
+    def _deletecollection(self, store: Store, namespace: str, req: Request) -> Reply:
+        options = self._delete_options(req)
+        dry_run = _dry_run(req.query, options)
+        opts = list_options(store, req.query)
+        deleted = []
+        for obj in store.list(namespace, ListOptions(opts.label_selector, opts.field_selector)).items:
+            try:
+                gone, _ = store.delete(obj["metadata"].get("namespace", ""), obj["metadata"]["name"], dry_run=dry_run)
+            except errors.ApiError as exc:
+                if exc.code == 404:
+                    continue  # deleted by someone else meanwhile
+                raise
+            deleted.append(gone)
+        for obj in deleted[-1:]:
+            self._written(store, obj)
+        return Reply(200, {"kind": store.type.list_kind, "apiVersion": store.type.api_version,
+                           "metadata": {}, "items": deleted})
+
+
+def encode(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,43 @@
+"""Authorization stage: every request is decided before a handler runs; anything but ALLOW is a 403."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from securekube.api.errors import ApiError, forbidden
+from securekube.apiserver.requestinfo import RequestInfo, parse_request_info
+from securekube.apiserver.stages.respond import send_status
+from securekube.authz.interfaces import Attributes, Authorizer, Verdict
+
+
+def forbidden_message(username: str, info: RequestInfo) -> ApiError:
+    """The upstream 403 wording, e.g. User "x" cannot list resource "pods" in API group "" in the namespace "y"."""
+    if not info.is_resource_request:
+        return ApiError(403, "Forbidden", f'forbidden: User "{username}" cannot {info.verb} path "{info.path}"', {})
+    resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
+    scope = f'in the namespace "{info.namespace}"' if info.namespace else "at the cluster scope"
+    message = f'User "{username}" cannot {info.verb} resource "{resource}" in API group "{info.api_group}" {scope}'
+    return forbidden(resource, info.name, message, info.api_group)
+
+
+class AuthorizationStage:
+    def __init__(self, app: Any, authorizer: Authorizer) -> None:
+        self.app, self._authorizer = app, authorizer
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        info = parse_request_info(scope["method"], scope["path"], query)
+        user = scope["securekube.user"]
+        attrs = Attributes(user=user, verb=info.verb, resource_request=info.is_resource_request,
+                           namespace=info.namespace, api_group=info.api_group, api_version=info.api_version,
+                           resource=info.resource, subresource=info.subresource, name=info.name, path=info.path)
+        decision = self._authorizer.authorize(attrs)
+        scope["securekube.request_info"] = info
+        scope["securekube.authz_decision"] = decision
+        if decision.verdict is not Verdict.ALLOW:
+            await send_status(send, forbidden_message(user.username, info))
+            return
+        await self.app(scope, receive, send)

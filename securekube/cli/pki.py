@@ -1,0 +1,216 @@
+"""`securekube pki`: create, inspect and rotate the cluster's certificates and keys."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from securekube.cli.errors import CliError
+from securekube.pki.breakglass import issue_breakglass
+from securekube.pki.certs import utcnow
+from securekube.pki.errors import PkiError
+from securekube.pki.inspect import CertInfo, inspect
+from securekube.pki.kubeconfig import check_server_url, write_admin_kubeconfig
+from securekube.pki.layout import bootstrap
+from securekube.pki.profiles import PkiProfiles, load_profiles, parse_duration
+from securekube.pki.rotate import rotate_leaves
+
+DEFAULT_SERVER_URL = "https://127.0.0.1:6443"
+
+
+def register(groups: Any) -> None:
+    """Adds the `pki` command group to the top-level subparsers `groups`."""
+    pki = groups.add_parser(
+        "pki",
+        help="create, inspect and rotate certificates and keys",
+        description=(
+            "Manage the cluster's PKI: a cluster CA, a separate etcd CA, a ServiceAccount "
+            "signing key and the certificates they issue (all ECDSA P-256). Private keys "
+            "are written mode 0600 and never printed."
+        ),
+    )
+    commands = pki.add_subparsers(dest="pki_command", metavar="SUBCOMMAND", required=True)
+
+    init = commands.add_parser(
+        "init",
+        help="create the PKI directory (reuses whatever already exists)",
+        description=(
+            "Create every CA, certificate and key the cluster needs in DIR, plus "
+            "DIR/admin.kubeconfig. Safe to run again: existing files are checked and reused, "
+            "only missing ones are created. The admin identity is user securekube-admin in "
+            "group securekube:cluster-admins, not system:masters."
+        ),
+    )
+    _add_common(init)
+    _add_san(
+        init,
+        "extra DNS name or IP address for the API serving certificate "
+        "(e.g. this machine's host name); repeatable",
+    )
+    init.add_argument(
+        "--server",
+        default=DEFAULT_SERVER_URL,
+        metavar="URL",
+        help=f"API server URL written into admin.kubeconfig (default: {DEFAULT_SERVER_URL})",
+    )
+    init.set_defaults(run=run_init)
+
+    show = commands.add_parser(
+        "inspect",
+        help="list certificates with subjects, SANs and expiry",
+        description="Show every certificate in DIR (never the keys): subject, issuer, "
+        "SANs, validity and serial.",
+    )
+    show.add_argument("--dir", required=True, type=Path, metavar="DIR", help="PKI directory")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show.set_defaults(run=run_inspect)
+
+    rotate = commands.add_parser(
+        "rotate",
+        help="reissue all leaf certificates with new keys (CAs and the SA key stay)",
+        description=(
+            "Reissue every leaf certificate in DIR with a fresh key from the same CAs. Files "
+            "are replaced atomically, so running servers can reload them without downtime; "
+            "old certificates stay valid until they expire. CAs and the ServiceAccount key "
+            "are not rotated. DIR/admin.kubeconfig, if present, is refreshed."
+        ),
+    )
+    _add_common(rotate)
+    _add_san(
+        rotate,
+        "add a DNS name or IP address to the API serving certificate; repeatable "
+        "(names it already has are kept)",
+    )
+    rotate.set_defaults(run=run_rotate)
+
+    breakglass = commands.add_parser(
+        "breakglass",
+        help="write a short-lived emergency kubeconfig in system:masters",
+        description=(
+            "Write an emergency kubeconfig whose user is in system:masters (bypasses RBAC). "
+            "Use it only when the admin credential cannot fix the cluster; it is never "
+            "stored in DIR, and it expires after --ttl. Delete it when done."
+        ),
+    )
+    _add_common(breakglass)
+    breakglass.add_argument("--server", required=True, metavar="URL", help="API server URL (https)")
+    breakglass.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="kubeconfig to write (mode 0600); must not exist yet",
+    )
+    breakglass.add_argument(
+        "--ttl",
+        metavar="DURATION",
+        help="lifetime such as 1h or 30m (default 1h, at most 8h with the shipped profiles)",
+    )
+    breakglass.set_defaults(run=run_breakglass)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    """Creates or completes the PKI directory and the admin kubeconfig."""
+    profiles = _profiles(args)
+    _pki_call(check_server_url, args.server)
+    paths = _pki_call(bootstrap, args.dir, profiles, extra_sans=args.san)
+    kubeconfig_state = "existing, kept"
+    if not paths.admin_kubeconfig.exists():
+        _pki_call(write_admin_kubeconfig, paths, profiles, server_url=args.server, overwrite=False)
+        kubeconfig_state = f"server {args.server}"
+    print(f"PKI ready in {paths.root}")
+    print(f"admin kubeconfig: {paths.admin_kubeconfig} ({kubeconfig_state})")
+    _print_table(_pki_call(inspect, paths.root))
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """Prints the certificates in the PKI directory."""
+    infos = _pki_call(inspect, args.dir)
+    if args.json:
+        print(json.dumps([_as_json(info) for info in infos], indent=2))
+    else:
+        _print_table(infos)
+    return 0
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    """Reissues every leaf certificate."""
+    profiles = _profiles(args)
+    names = _pki_call(rotate_leaves, args.dir, profiles, extra_sans=args.san)
+    print(f"reissued: {', '.join(names)}")
+    return 0
+
+
+def run_breakglass(args: argparse.Namespace) -> int:
+    """Writes the break-glass kubeconfig."""
+    profiles = _profiles(args)
+    ttl: timedelta | None = _pki_call(parse_duration, args.ttl) if args.ttl else None
+    cert = _pki_call(
+        issue_breakglass, args.dir, profiles, server_url=args.server, out=args.out, ttl=ttl
+    )
+    print(
+        f"wrote break-glass kubeconfig {args.out} (mode 0600): {cert.subject.rfc4514_string()}, "
+        f"expires {cert.not_valid_after_utc.isoformat()}. It bypasses RBAC; delete it when done."
+    )
+    return 0
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", required=True, type=Path, metavar="DIR", help="PKI directory")
+    parser.add_argument(
+        "--profiles",
+        type=Path,
+        metavar="FILE",
+        help="certificate profiles YAML (default: the repository's pki/profiles.yaml)",
+    )
+
+
+def _add_san(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--san", action="append", default=[], metavar="NAME", help=help_text)
+
+
+def _profiles(args: argparse.Namespace) -> PkiProfiles:
+    profiles: PkiProfiles = _pki_call(load_profiles, args.profiles)
+    return profiles
+
+
+def _pki_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # PkiError messages name files and certificates only, so they are safe to print.
+    try:
+        return function(*args, **kwargs)
+    except PkiError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _print_table(infos: list[CertInfo]) -> None:
+    now = utcnow()
+    rows = [("NAME", "SUBJECT", "ISSUER", "NOT AFTER", "SANS")]
+    for info in infos:
+        expiry = info.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if info.expired(now):
+            expiry += " (EXPIRED)"
+        rows.append((info.name, info.subject, info.issuer, expiry, ",".join(info.sans) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
+
+
+def _as_json(info: CertInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "path": str(info.path),
+        "subject": info.subject,
+        "issuer": info.issuer,
+        "sans": list(info.sans),
+        "notBefore": info.not_before.isoformat(),
+        "notAfter": info.not_after.isoformat(),
+        "serial": format(info.serial, "x"),
+        "isCA": info.is_ca,
+        "extendedKeyUsages": list(info.extended_key_usages),
+    }

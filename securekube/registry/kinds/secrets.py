@@ -1,0 +1,66 @@
+"""core/v1 Secret: base64 data, stringData folded into data on write, type-specific required keys."""
+from __future__ import annotations
+
+import base64
+import binascii
+
+from securekube.api import validation as v
+from securekube.api.errors import Cause
+from securekube.registry.kinds.configmaps import MAX_SIZE, validate_data_keys, validate_immutable
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
+
+# type -> keys upstream requires in data
+REQUIRED_KEYS = {
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+}
+
+
+class SecretStrategy(Strategy):
+    type = ResourceType("", "v1", "Secret", "secrets", "secret", True)
+    columns = (NAME_COLUMN,
+               Column("Type", "string", lambda o, now: o.get("type", "")),
+               Column("Data", "integer", lambda o, now: len(o.get("data") or {})),
+               AGE_COLUMN)
+    extra_field_selectors = {"type": lambda o: o.get("type", "")}
+
+    def default(self, obj: dict) -> None:
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None)
+        if isinstance(string_data, dict):
+            data = obj.setdefault("data", {}) or {}
+            obj["data"] = data
+            for key, value in string_data.items():
+                if isinstance(value, str):
+                    data[key] = base64.b64encode(value.encode()).decode()
+                else:
+                    # Put it back so validation reports it; never guess a conversion.
+                    obj.setdefault("stringData", {})[key] = value
+
+    def validate(self, obj: dict) -> list[Cause]:
+        data = obj.get("data")
+        causes = validate_data_keys("data", data)
+        if "stringData" in obj:
+            causes += v.string_map("stringData", obj["stringData"])
+        size = 0
+        for key, value in (data or {}).items() if isinstance(data, dict) else ():
+            try:
+                size += len(base64.b64decode(value, validate=True))
+            except (binascii.Error, TypeError, ValueError):
+                # Never echo the value: it is a secret.
+                causes.append(v.Cause("FieldValueInvalid", "Invalid value: \"<secret contents redacted>\": must be base64-encoded", f"data[{key}]"))
+        if size > MAX_SIZE:
+            causes.append(Cause("FieldValueTooLong", f"Too long: must have at most {MAX_SIZE} bytes", "data"))
+        causes += v.typed("type", obj.get("type"), str, "a string")
+        for key in REQUIRED_KEYS.get(obj.get("type", ""), ()):
+            if key not in (data or {}):
+                causes.append(v.required(f"data[{key}]"))
+        return causes
+
+    def validate_update(self, new: dict, old: dict) -> list[Cause]:
+        causes = validate_immutable(new, old, ("data",))
+        if new.get("type") != old.get("type"):
+            causes.append(v.Cause("FieldValueInvalid", f"Invalid value: \"{new.get('type')}\": field is immutable", "type"))
+        return causes
