@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,12 +101,13 @@ class SqliteStorage:
         self._closed = False
         self._changes = _ChangeSignal()
         _create_private_file(self._path)
-        self._writer = self._connect(read_only=False)
-        try:
-            self._prepare_file()
-        except BaseException:
-            self._writer.close()
-            raise
+        with _sqlite_errors_as_storage_errors():
+            self._writer = self._connect(read_only=False)
+            try:
+                self._prepare_file()
+            except BaseException:
+                self._writer.close()
+                raise
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -348,14 +349,16 @@ class SqliteStorage:
             yield
             conn.execute("COMMIT")
         except BaseException:
-            # Some errors (disk full, I/O) already rolled the transaction back.
+            # Some errors (disk full, I/O) already rolled the transaction back. Should the
+            # rollback itself fail, the next BEGIN on this connection fails: nothing half-applies.
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
+        with _sqlite_errors_as_storage_errors(), self._write_lock:
             if self._closed:
                 raise StorageError("storage is closed")
             # IMMEDIATE takes the file's write lock up front, so the read-check-append of a
@@ -366,10 +369,11 @@ class SqliteStorage:
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        conn = self._borrow_reader()
+        with _sqlite_errors_as_storage_errors():
+            conn = self._borrow_reader()
         try:
             # One read transaction = one WAL snapshot, so all statements see the same revision.
-            with self._transaction(conn, "BEGIN"):
+            with _sqlite_errors_as_storage_errors(), self._transaction(conn, "BEGIN"):
                 yield conn
         finally:
             self._return_reader(conn)
@@ -383,8 +387,12 @@ class SqliteStorage:
         return self._connect(read_only=True)
 
     def _return_reader(self, conn: sqlite3.Connection) -> None:
+        # A connection still inside a transaction (its rollback failed) would fail every
+        # later BEGIN; it is dropped rather than pooled.
+        reusable = not conn.in_transaction
         with self._pool_lock:
-            if not self._closed and len(self._idle_readers) < self._config.max_idle_readers:
+            has_room = len(self._idle_readers) < self._config.max_idle_readers
+            if reusable and has_room and not self._closed:
                 self._idle_readers.append(conn)
                 return
         conn.close()
@@ -459,6 +467,18 @@ class _ChangeSignal:
         with self._condition:
             if self._count == seen:
                 self._condition.wait(timeout)
+
+
+@contextmanager
+def _sqlite_errors_as_storage_errors() -> Iterator[None]:
+    """Reports SQLite's own exceptions (locked, I/O, not a database) as StorageError.
+
+    Callers then handle one exception family. SQLite's messages never contain bound values.
+    """
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise StorageError(f"SQLite: {error}") from error
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ BACKENDS = (pytest.param(sqlite_backend, id="sqlite"),)
 
 @pytest.fixture(params=BACKENDS)
 def open_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOpener]:
+    """The opener of one backend's fresh store; every store it opened is closed afterwards."""
     factory: BackendFactory = request.param
     opened: list[Storage] = []
 
@@ -62,6 +63,7 @@ def open_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sto
 
 @pytest.fixture
 def storage(open_storage: StoreOpener) -> Storage:
+    """A fresh, empty store of the backend under test."""
     return open_storage()
 
 

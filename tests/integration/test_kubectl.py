@@ -1,0 +1,127 @@
+"""The real kubectl against `securekube up`: the everyday verbs on namespaces, pods, secrets and configmaps."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: team-a, labels: {app: web}}
+spec:
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+"""
+CONFIGMAP = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: team-a}
+data: {mode: "%s"}
+"""
+SECRET = """
+apiVersion: v1
+kind: Secret
+metadata: {name: db, namespace: team-a}
+stringData: {password: %s}
+"""
+
+
+def make_namespace(cluster, name: str) -> None:
+    cluster.kubectl("apply", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")
+
+
+def get_json(cluster, *args: str) -> dict:
+    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
+
+
+def test_namespaces_are_created_listed_and_deleted(cluster):
+    cluster.kubectl("create", "-f", "-", input="apiVersion: v1\nkind: Namespace\nmetadata: {name: scratch}\n")
+    names = [n["metadata"]["name"] for n in get_json(cluster, "namespaces")["items"]]
+    assert {"default", "kube-system", "scratch"} <= set(names)
+    cluster.kubectl("delete", "namespace", "scratch", "--wait=true", timeout=60)
+    result = cluster.kubectl("get", "namespace", "scratch", check=False)
+    assert result.returncode != 0 and 'namespaces "scratch" not found' in result.stderr
+
+
+def test_apply_get_label_patch_delete(cluster):
+    make_namespace(cluster, "team-a")
+    cluster.kubectl("apply", "-f", "-", input=POD + "---" + CONFIGMAP % "a" + "---" + SECRET % "s3cr3t-value-1")
+    assert get_json(cluster, "-n", "team-a", "pod", "web")["status"]["phase"] == "Pending"
+
+    table = cluster.kubectl("get", "-n", "team-a", "configmaps").stdout
+    assert table.split()[:3] == ["NAME", "DATA", "AGE"] and "settings" in table
+
+    # Re-apply with a change: kubectl computes a patch from last-applied-configuration.
+    out = cluster.kubectl("apply", "-f", "-", input=CONFIGMAP % "b").stdout
+    assert "configured" in out
+    assert get_json(cluster, "-n", "team-a", "configmap", "settings")["data"] == {"mode": "b"}
+
+    cluster.kubectl("label", "-n", "team-a", "pod", "web", "tier=frontend")
+    selected = get_json(cluster, "-n", "team-a", "pods", "-l", "tier=frontend,app=web")["items"]
+    assert [p["metadata"]["name"] for p in selected] == ["web"]
+    assert get_json(cluster, "-n", "team-a", "pods", "-l", "tier!=frontend")["items"] == []
+
+    cluster.kubectl("patch", "-n", "team-a", "configmap", "settings", "--type=merge", "-p", '{"data":{"extra":"1"}}')
+    cluster.kubectl("patch", "-n", "team-a", "configmap", "settings", "--type=json",
+                    "-p", '[{"op":"remove","path":"/data/mode"}]')
+    assert get_json(cluster, "-n", "team-a", "configmap", "settings")["data"] == {"extra": "1"}
+    # Strategic merge patch merges containers by name instead of replacing the list.
+    cluster.kubectl("patch", "-n", "team-a", "pod", "web", "-p",
+                    '{"spec":{"containers":[{"name":"app","image":"busybox:1.37"}]}}')
+    pod = get_json(cluster, "-n", "team-a", "pod", "web")
+    assert pod["spec"]["containers"][0]["image"] == "busybox:1.37"
+    assert pod["spec"]["containers"][0]["command"] == ["sleep", "3600"]
+
+    secret = get_json(cluster, "-n", "team-a", "secret", "db")
+    assert secret["data"]["password"] == "czNjcjN0LXZhbHVlLTE="  # base64 of the stringData value
+    assert "stringData" not in secret
+
+    cluster.kubectl("delete", "-n", "team-a", "configmap", "settings")
+    missing = cluster.kubectl("get", "-n", "team-a", "configmap", "settings", check=False)
+    assert missing.returncode != 0 and 'configmaps "settings" not found' in missing.stderr
+
+
+def test_field_selector_and_wide_output(cluster):
+    make_namespace(cluster, "fields")
+    cluster.kubectl("apply", "-f", "-", input=POD.replace("team-a", "fields"))
+    pending = get_json(cluster, "-n", "fields", "pods", "--field-selector", "status.phase=Pending")["items"]
+    assert [p["metadata"]["name"] for p in pending] == ["web"]
+    assert get_json(cluster, "-n", "fields", "pods", "--field-selector", "status.phase=Running")["items"] == []
+    wide = cluster.kubectl("get", "-n", "fields", "pods", "-o", "wide").stdout
+    assert "NODE" in wide.splitlines()[0]
+
+
+def test_get_watch_sees_changes(cluster):
+    make_namespace(cluster, "watched")
+    watcher = cluster.kubectl_background("get", "configmaps", "-n", "watched", "-w", "--output-watch-events")
+    try:
+        time.sleep(1.5)  # let the watch start
+        cluster.kubectl("apply", "-f", "-", input=(CONFIGMAP % "1").replace("settings", "w1").replace("team-a", "watched"))
+        cluster.kubectl("label", "-n", "watched", "configmap", "w1", "seen=yes")
+        cluster.kubectl("delete", "-n", "watched", "configmap", "w1")
+        time.sleep(2)
+    finally:
+        watcher.terminate()
+        out, _ = watcher.communicate(timeout=10)
+    events = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+    assert events == ["ADDED", "MODIFIED", "DELETED"], out
+
+
+def test_secret_plaintext_never_reaches_the_data_dir(cluster):
+    plaintext = "correct-horse-battery-staple-7f3a"
+    make_namespace(cluster, "vault")
+    cluster.kubectl("apply", "-f", "-", input=(SECRET % plaintext).replace("team-a", "vault"))
+    assert get_json(cluster, "-n", "vault", "secret", "db")["data"]["password"]
+    for path in cluster.data_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert plaintext.encode() not in data, path
+            # base64 forms too: the JSON body carries data base64-encoded.
+            assert base64.b64encode(plaintext.encode()) not in data, path
