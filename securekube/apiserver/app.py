@@ -153,7 +153,8 @@ def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True) -> Fast
                               timeout_seconds=int(timeout) if timeout.isdigit() else 0,
                               bookmarks=query.get("allowWatchBookmarks") in ("true", "1"),
                               table=wants_table(request.headers.get("accept")),
-                              include_object=query.get("includeObject", "Metadata"))
+                              include_object=query.get("includeObject", "Metadata"),
+                              send_initial_events=query.get("sendInitialEvents") == "true")
         return StreamingResponse(stream, media_type="application/json")
 
     return app

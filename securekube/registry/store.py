@@ -325,10 +325,15 @@ class Store:
         raise errors.conflict(self.type.plural, name, "too many concurrent writers; try again", self.type.group)
 
     # -- watch ------------------------------------------------------------------------------
-    def watch(self, namespace: str, resource_version: str, opts: ListOptions = ListOptions()) -> "StoreWatch":
-        """Changes after `resource_version`; "" or "0" first replays the current objects as ADDED."""
+    def watch(self, namespace: str, resource_version: str, opts: ListOptions = ListOptions(),
+              send_initial_events: bool = False) -> "StoreWatch":
+        """Changes after `resource_version`.
+
+        "" or "0" (or `send_initial_events`, the watch-list protocol) first replays the current
+        objects as ADDED; the caller marks the end of that replay with a bookmark.
+        """
         initial: list[WatchedEvent] = []
-        if resource_version in ("", "0"):
+        if resource_version in ("", "0") or send_initial_events:
             listed = self.list(namespace, ListOptions(opts.label_selector, opts.field_selector))
             initial = [WatchedEvent("ADDED", o) for o in listed.items]
             revision = int(listed.resource_version)
@@ -350,8 +355,14 @@ class StoreWatch:
     def __init__(self, store: Store, watcher: st.Watcher, opts: ListOptions, initial: list[WatchedEvent], revision: int) -> None:
         self._store, self._watcher, self._opts = store, watcher, opts
         self._pending = initial
+        self.initial_revision = revision  # the revision the initial replay (if any) was read at
         self.revision = revision  # the newest revision delivered, for bookmarks
         self._filtered = bool(opts.label_selector or opts.field_selector)
+
+    def take_initial(self) -> list[WatchedEvent]:
+        """The replay of the current objects (once), without waiting for changes."""
+        out, self._pending = self._pending, []
+        return out
 
     def next(self, timeout: float) -> list[WatchedEvent]:
         if self._pending:
