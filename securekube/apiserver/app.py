@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import dataclasses
 from typing import Any, AsyncIterator
 
@@ -21,6 +22,7 @@ from securekube.apiserver.handlers import ResourceHandlers, encode, list_options
 from securekube.apiserver.negotiation import check_acceptable, wants_table
 from securekube.apiserver.watch import stream_watch
 
+log = logging.getLogger("securekube.apiserver")
 MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024  # upstream's limit
 WORKER_THREADS = 256
 KUBERNETES_VERSION = (1, 37, 0)  # the API level we follow; kubectl warns on a skew above one minor
@@ -66,6 +68,12 @@ def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True) -> Fast
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> Response:
         return status_response(exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # The type only: an exception message could carry request data (a secret).
+        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return status_response(errors.internal("an unexpected error occurred; see the server log"))
 
     @app.get("/livez")
     @app.get("/healthz")

@@ -10,6 +10,7 @@ from securekube.cli import errors
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; each group module adds its own subcommands."""
     from securekube.cli import pki as pki_cmd
+    from securekube.cli import secrets as secrets_cmd
     from securekube.cli import up as up_cmd
 
     parser = argparse.ArgumentParser(
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     up_cmd.register(groups)
     pki_cmd.register(groups)
+    secrets_cmd.register(groups)
     return parser
 
 

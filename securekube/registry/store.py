@@ -120,6 +120,15 @@ class Store:
         return obj
 
     # -- validation -------------------------------------------------------------------------
+    def _default(self, obj: dict) -> None:
+        """Applies defaults; on a malformed object (wrong types) validation explains what is wrong."""
+        try:
+            self.strategy.default(obj)
+        except (TypeError, AttributeError, ValueError, KeyError):
+            self._validate(obj, None)
+            name = (obj.get("metadata") or {}).get("name", "")
+            raise errors.invalid(self.type.kind, name, [errors.Cause("FieldValueInvalid", "Invalid value: the object has fields of the wrong type", "")], self.type.group) from None
+
     def _validate(self, obj: dict, old: dict | None) -> None:
         causes = validate_metadata(obj, self.type.namespaced, self.strategy.name_check)
         causes += self.strategy.validate(obj)
@@ -185,7 +194,7 @@ class Store:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339(self.clock)
         self.strategy.prepare_create(obj)
-        self.strategy.default(obj)
+        self._default(obj)
         self._validate(obj, None)
         if dry_run:
             return obj
@@ -260,7 +269,7 @@ class Store:
             # A status update may change status only (and metadata only through the main resource).
             new["metadata"] = dict(old_meta)
         self.strategy.prepare_update(new, old, subresource)
-        self.strategy.default(new)
+        self._default(new)
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:

@@ -5,11 +5,14 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 READY_TIMEOUT_SECONDS = 60
 
@@ -74,6 +77,13 @@ class Cluster:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+    def client(self, cert: tuple[str, str] | None = ("admin.crt", "admin.key"), **kwargs) -> httpx.Client:
+        """An HTTPS client that trusts the cluster CA, with the given client certificate (files in pki/)."""
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        if cert is not None:
+            ctx.load_cert_chain(*(str(p if Path(p).is_absolute() else self.pki / p) for p in cert))
+        return httpx.Client(base_url=self.url, verify=ctx, timeout=30, **kwargs)
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.data_dir.parent)}

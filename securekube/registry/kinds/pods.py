@@ -32,7 +32,7 @@ def _restarts(obj: dict, now) -> int:
 
 
 def _default_container(c: dict) -> None:
-    image = c.get("image") or ""
+    image = c.get("image") if isinstance(c.get("image"), str) else ""
     tagless = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
     c.setdefault("imagePullPolicy", "Always" if tagless or image.endswith(":latest") else "IfNotPresent")
     c.setdefault("terminationMessagePath", "/dev/termination-log")
