@@ -6,6 +6,7 @@ behind uvicorn with the hardened TLS context until SIGINT/SIGTERM.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,17 +148,34 @@ def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
         uv_config.ssl = ctx  # our hardened context replaces uvicorn's default one
         server = uvicorn.Server(uv_config)
         report(f"api server: listening on https://{config.host}:{config.port}")
-
-        started = threading.Thread(target=_announce_when_started, args=(server, on_listening), daemon=True)
-        started.start()
-        server.run()
+        _run_until_signalled(server, on_listening)
     finally:
         plane.close()
         report("stopped")
 
 
-def _announce_when_started(server: uvicorn.Server, on_listening: Callable[[], None]) -> None:
-    while not server.started and not server.should_exit:
-        threading.Event().wait(0.05)
-    if server.started:
-        on_listening()
+def _run_until_signalled(server: uvicorn.Server, on_listening: Callable[[], None]) -> None:
+    """Serves in a worker thread; SIGINT/SIGTERM in the main thread ask for a graceful stop.
+
+    uvicorn's own handlers would re-raise the signal after shutting down, so the process would
+    die by the signal instead of exiting 0 after closing storage cleanly.
+    """
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    thread = threading.Thread(target=server.run, name="uvicorn")
+    thread.start()
+    try:
+        announced = False
+        while thread.is_alive():
+            if stop.wait(0.05):
+                server.should_exit = True
+                break
+            if server.started and not announced:
+                announced = True
+                on_listening()
+        thread.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        raise OSError(f"the API server did not start on {server.config.host}:{server.config.port}")

@@ -35,6 +35,7 @@ class Cluster:
     port: int
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    log_offset: int = 0  # where the current run's output starts in the log file
 
     @property
     def url(self) -> str:
@@ -50,6 +51,7 @@ class Cluster:
 
     def start(self) -> "Cluster":
         self.log_path = self.data_dir.parent / f"up-{self.port}.log"
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "securekube.cli.main", "up", "--data-dir", str(self.data_dir),
@@ -66,7 +68,10 @@ class Cluster:
         raise RuntimeError(f"securekube up was not ready in time:\n{self.log()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+        """What the current (or last) run printed."""
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return self.log_path.read_bytes()[self.log_offset:].decode(errors="replace")
 
     def stop(self) -> int | None:
         if self.process is None or self.process.poll() is not None:
