@@ -35,6 +35,12 @@ def version_info() -> dict[str, str]:
             "platform": "linux/amd64"}
 
 
+def warning_header(warnings: list[str]) -> str:
+    """RFC 7234 warn-code 299 with each text as a quoted-string, as upstream sends them."""
+    quoted = (w.replace("\\", "\\\\").replace('"', '\\"') for w in warnings)
+    return ", ".join(f'299 - "{w}"' for w in quoted)
+
+
 def status_response(error: ApiError) -> Response:
     return Response(encode(error.status()), status_code=error.code, media_type="application/json")
 
@@ -146,7 +152,7 @@ def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True) -> Fast
         body = await read_body(request)
         req = ApiRequest(info, query, request.headers.get("content-type"), request.headers.get("accept"), body)
         reply = await run_in_threadpool(handlers.handle, req)
-        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in reply.warnings)} if reply.warnings else None
+        headers = {"Warning": warning_header(reply.warnings)} if reply.warnings else None
         return Response(encode(reply.body), status_code=reply.status, media_type="application/json", headers=headers)
 
     async def watch_response(request: Request, info: Any, query: dict[str, str]) -> Response:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from securekube.api import errors
+from securekube.api import errors, fieldcheck
 from securekube.api.patch import json_merge_patch, json_patch, strategic_merge_patch
 from securekube.api.selectors import parse_field_selector, parse_label_selector
 from securekube.apiserver.negotiation import PATCH_TYPES, decode_body, media_type, to_table, wants_table
@@ -136,28 +136,36 @@ class ResourceHandlers:
             raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
         return obj
 
+    @staticmethod
+    def _check_fields(store: Store, req: Request, body: Any) -> tuple[Any, list[str]]:
+        """Unknown fields per `fieldValidation` (default Warn, as upstream): 400 when Strict, else dropped."""
+        return fieldcheck.check(body, store.strategy.schema, req.query.get("fieldValidation") or "Warn")
+
     def _create(self, store: Store, namespace: str, req: Request) -> Reply:
         if req.info.name:
             raise errors.method_not_allowed()
-        obj = self._object_body(store, namespace, req)
+        obj, warnings = self._check_fields(store, req, self._object_body(store, namespace, req))
         if store.type.namespaced:
             self.registry.check_namespace_accepts_content(namespace)
         created = store.create(namespace, obj, dry_run=_dry_run(req.query))
         self._written(store, created)
-        return Reply(201, created)
+        return Reply(201, created, warnings)
 
     def _update(self, store: Store, namespace: str, req: Request) -> Reply:
-        obj = self._object_body(store, namespace, req)
+        obj, warnings = self._check_fields(store, req, self._object_body(store, namespace, req))
         updated = store.update(namespace, req.info.name, obj, subresource=req.info.subresource,
                                dry_run=_dry_run(req.query))
         self._written(store, updated)
-        return Reply(200, updated)
+        return Reply(200, updated, warnings)
 
     def _patch(self, store: Store, namespace: str, req: Request) -> Reply:
         patch_type = PATCH_TYPES.get(media_type(req.content_type))
         if patch_type is None or patch_type == "apply":
             raise errors.unsupported_media_type(media_type(req.content_type))
         patch = decode_body(req.body, req.content_type)
+        warnings: list[str] = []
+        if patch_type != "json":
+            patch, warnings = self._check_fields(store, req, patch)
         apply = {"json": json_patch, "merge": json_merge_patch, "strategic": strategic_merge_patch}[patch_type]
         # A patch that carries a resourceVersion is a precondition, as upstream.
         expected_rv = ""
@@ -173,7 +181,7 @@ class ResourceHandlers:
         updated = store.guaranteed_update(namespace, req.info.name, mutate, subresource=req.info.subresource,
                                           dry_run=_dry_run(req.query), expected_rv=expected_rv)
         self._written(store, updated)
-        return Reply(200, updated)
+        return Reply(200, updated, warnings)
 
     def _delete_options(self, req: Request) -> dict:
         if not req.body:

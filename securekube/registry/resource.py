@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from securekube.api import validation as v
+from securekube.api.fieldcheck import OBJECT_META_FIELDS, TYPE_META_FIELDS
 from securekube.api.errors import Cause
 
 
@@ -117,6 +118,8 @@ class Strategy:
     extra_field_selectors: dict[str, Callable[[dict], str]] = {}
     # True when the main resource's update must not change status (it has a status subresource).
     has_status: bool = False
+    # Known keys per path, for fieldValidation (see api/fieldcheck.py); {} checks nothing.
+    schema: dict[str, frozenset[str]] = {}
     # How metadata.name is checked (most kinds: a DNS-1123 subdomain).
     name_check = staticmethod(v.dns1123_subdomain)
 
@@ -195,3 +198,8 @@ def validate_metadata(obj: dict, namespaced: bool, name_check: Callable[[str, An
     if finalizers is not None and (not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)):
         causes.append(v.type_error("metadata.finalizers", finalizers, "a list of strings"))
     return causes
+
+
+def object_schema(*top_level: str, **nested: frozenset[str]) -> dict[str, frozenset[str]]:
+    """A fieldValidation schema: the kind's top-level keys plus ObjectMeta, and any nested paths."""
+    return {"": TYPE_META_FIELDS | frozenset(top_level), "metadata": OBJECT_META_FIELDS, **nested}

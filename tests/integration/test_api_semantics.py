@@ -176,3 +176,18 @@ def test_discovery_documents(api):
     aggregated = api.get("/api", headers={"Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"})
     assert aggregated.headers["content-type"].startswith("application/json;g=apidiscovery.k8s.io;v=v2")
     assert aggregated.json()["kind"] == "APIGroupDiscoveryList"
+
+
+def test_field_validation_strict_warn_ignore(api):
+    body = configmap("fields", a="1")
+    body["dataa"] = {"typo": "x"}
+    strict = api.post(f"{CM}?fieldValidation=Strict", json=body)
+    assert strict.status_code == 400 and strict.json()["message"] == 'strict decoding error: unknown field "dataa"'
+    assert "fields" not in names(api)
+    warned = api.post(CM, json=body)  # Warn is the default
+    assert warned.status_code == 201 and warned.headers["Warning"] == '299 - "unknown field \\"dataa\\""'
+    assert "dataa" not in api.get(f"{CM}/fields").json()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "typo"},
+           "spec": {"containers": [{"name": "c", "image": "busybox", "comand": ["sh"]}]}}
+    response = api.post("/api/v1/namespaces/default/pods?fieldValidation=Strict", json=pod)
+    assert response.json()["message"] == 'strict decoding error: unknown field "spec.containers[0].comand"'

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from securekube.api import validation as v
 from securekube.api.errors import Cause
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
 
 GROUP = "rbac.authorization.k8s.io"
 SUBJECT_KINDS = ["User", "Group", "ServiceAccount"]
@@ -76,6 +76,7 @@ def _role_ref(obj: dict, now) -> str:
 class RoleStrategy(Strategy):
     type = ResourceType(GROUP, "v1", "Role", "roles", "role", True)
     name_check = staticmethod(v.path_segment_name)  # upstream allows e.g. "system:discovery"
+    schema = object_schema("rules", "aggregationRule")
     columns = (NAME_COLUMN, Column("Created At", "string", lambda o, now: (o.get("metadata") or {}).get("creationTimestamp", "")))
 
     def validate(self, obj: dict) -> list[Cause]:
@@ -92,6 +93,7 @@ class ClusterRoleStrategy(RoleStrategy):
 class RoleBindingStrategy(Strategy):
     type = ResourceType(GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", True)
     name_check = staticmethod(v.path_segment_name)
+    schema = object_schema("roleRef", "subjects")
     columns = (NAME_COLUMN, Column("Role", "string", _role_ref), AGE_COLUMN)
 
     def validate(self, obj: dict) -> list[Cause]:

@@ -7,7 +7,7 @@ import binascii
 from securekube.api import validation as v
 from securekube.api.errors import Cause
 from securekube.registry.kinds.configmaps import MAX_SIZE, validate_data_keys, validate_immutable
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
 
 # type -> keys upstream requires in data
 REQUIRED_KEYS = {
@@ -20,6 +20,7 @@ REQUIRED_KEYS = {
 
 class SecretStrategy(Strategy):
     type = ResourceType("", "v1", "Secret", "secrets", "secret", True)
+    schema = object_schema("data", "stringData", "type", "immutable")
     columns = (NAME_COLUMN,
                Column("Type", "string", lambda o, now: o.get("type", "")),
                Column("Data", "integer", lambda o, now: len(o.get("data") or {})),

@@ -1,0 +1,240 @@
+"""API server benchmark: GET and CREATE of config maps and secrets, encryption at rest on vs off.
+
+Starts two real `securekube up` servers side by side (secrets encrypted with secretbox, and the
+same with an identity-only EncryptionConfiguration), drives each with 1, 16 and 64 keep-alive
+mTLS clients, alternating the two servers round by round, and prints a markdown report (also
+written into a marked section of --out). Exit status: 0 when every server stayed up and every
+request succeeded; 1 when a server failed to start, died, or is not configured as expected; 3
+when the run completed but some requests failed (the report shows which).
+
+    .venv/bin/python bench/apiserver.py [--quick] [--out docs/benchmarks.md]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import http.client
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadgen import LoadFailed, LoadResult, Window, Workload, client_context, run_load
+from report import (Comparison, Scenario, check_targets, compare, machine_lines, results_section, source_revision,
+                    write_document)
+from servers import ClientFiles, ServerFailed, ServerProcess, ServerSpec, start_server
+
+REPO = Path(__file__).resolve().parent.parent
+NAMESPACE = "default"
+FIXTURE_NAME = "bench-get"  # the one object of each kind that the GET scenarios read
+READY_TIMEOUT_SECONDS = 120.0
+SERVERS = (ServerSpec("on", encrypt_secrets=True), ServerSpec("off", encrypt_secrets=False))
+EXIT_SERVER_FAILED = 1
+EXIT_REQUEST_ERRORS = 3
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how often each scenario runs against each server."""
+
+    rounds: int
+    window: Window
+    clients: tuple[int, ...]
+    load_processes: int
+
+    def describe(self) -> str:
+        return (f"{self.rounds} round(s) per scenario and server, each {self.window.warmup:g} s warm-up + "
+                f"{self.window.measure:g} s measured, on/off order alternating per round")
+
+
+FULL = Schedule(rounds=5, window=Window(warmup=0.5, measure=2.5), clients=(1, 16, 64), load_processes=2)
+QUICK = Schedule(rounds=1, window=Window(warmup=0.2, measure=0.5), clients=(1, 16, 64), load_processes=2)
+
+
+def _object(kind: str, metadata: dict[str, str]) -> dict[str, object]:
+    if kind == "Secret":
+        password = base64.b64encode(b"benchmark-password").decode("ascii")
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque",
+                "data": {"password": password}}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"mode": "benchmark"}}
+
+
+KINDS = {"configmaps": "ConfigMap", "secrets": "Secret"}
+
+
+def workload(scenario: Scenario) -> Workload:
+    collection = f"/api/v1/namespaces/{NAMESPACE}/{scenario.resource}"
+    if scenario.verb == "GET":
+        return Workload("GET", f"{collection}/{FIXTURE_NAME}")
+    body = json.dumps(_object(KINDS[scenario.resource], {"generateName": "bench-"})).encode()
+    return Workload("POST", collection, body)
+
+
+def scenarios(clients: Sequence[int]) -> list[Scenario]:
+    return [Scenario(verb, resource, n) for verb in ("GET", "CREATE") for resource in KINDS for n in clients]
+
+
+# -- set-up -------------------------------------------------------------------------------------
+def _request(files: ClientFiles, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
+    """One request on its own connection; returns (status, "TLS version cipher")."""
+    conn = http.client.HTTPSConnection(files.host, files.port, context=client_context(files), timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        tls = f"{conn.sock.version()} {conn.sock.cipher()[0]}"  # type: ignore[union-attr]
+        return response.status, tls
+    finally:
+        conn.close()
+
+
+def create_fixtures(server: ServerProcess) -> str:
+    """Creates the objects the GET scenarios read and checks how the secret was stored; returns the TLS used."""
+    tls = ""
+    for resource, kind in KINDS.items():
+        body = json.dumps(_object(kind, {"name": FIXTURE_NAME})).encode()
+        status, tls = _request(server.client_files, "POST", f"/api/v1/namespaces/{NAMESPACE}/{resource}", body)
+        if status != 201:
+            raise ServerFailed(f"server {server.spec.label!r}: creating {resource}/{FIXTURE_NAME} "
+                               f"answered HTTP {status}")
+    server.check_secret_encryption(NAMESPACE, FIXTURE_NAME)
+    return tls
+
+
+# -- the run ------------------------------------------------------------------------------------
+def run_rounds(servers: dict[str, ServerProcess], schedule: Schedule) -> list[Comparison]:
+    """Every round runs every scenario on both servers back to back, swapping which goes first."""
+    plan = scenarios(schedule.clients)
+    runs: dict[Scenario, dict[str, list[LoadResult]]] = {s: {label: [] for label in servers} for s in plan}
+    labels = list(servers)
+    for round_index in range(schedule.rounds):
+        order = labels if round_index % 2 == 0 else labels[::-1]
+        for scenario in plan:
+            for label in order:
+                server = servers[label]
+                result = run_load(server.client_files, workload(scenario), scenario.clients,
+                                  schedule.load_processes, schedule.window, server.cpu_seconds)
+                if not server.alive():
+                    raise ServerFailed(f"server {label!r} died during {scenario.operation} "
+                                       f"×{scenario.clients}:\n{server.log_tail()}")
+                runs[scenario][label].append(result)
+                errors = sum(result.errors.values())
+                print(f"round {round_index + 1}/{schedule.rounds} {scenario.operation:18} ×{scenario.clients:<3} "
+                      f"{label:3}: {result.requests_per_second:8.0f} req/s"
+                      f"{f'  {errors} errors' if errors else ''}", file=sys.stderr, flush=True)
+    on, off = labels
+    return [compare(s, runs[s][on], runs[s][off]) for s in plan]
+
+
+def _stop_all(servers: dict[str, ServerProcess]) -> list[str]:
+    """Stops every server; returns a problem line for each that did not exit cleanly."""
+    problems = []
+    for label, server in servers.items():
+        code = server.stop()
+        # uvicorn re-raises the SIGTERM it handled after a graceful shutdown, so -SIGTERM is clean too.
+        if code not in (0, -signal.SIGTERM):
+            problems.append(f"server {label!r} exited with code {code}:\n{server.log_tail()}")
+    return problems
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
+                                         "exit status: 0 all good; 1 a server failed or is misconfigured; "
+                                         "3 some requests failed"))
+    parser.add_argument("--quick", action="store_true", help="smoke run: one short round (well under a minute)")
+    parser.add_argument("--out", type=Path, help="markdown file to write the results section into")
+    parser.add_argument("--rounds", type=int, help="rounds per scenario and server (default 5, quick 1)")
+    parser.add_argument("--seconds", type=float, help="measured seconds per run (default 2.5, quick 0.5)")
+    parser.add_argument("--clients", help="comma-separated client counts (default 1,16,64)")
+    parser.add_argument("--load-processes", type=int, help="load generator processes per run (default 2)")
+    parser.add_argument("--keep-data", action="store_true", help="keep the servers' data directories (printed)")
+    args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1 or args.seconds is not None and args.seconds <= 0:
+        parser.error("--rounds and --seconds must be positive")
+    if args.load_processes is not None and args.load_processes < 1:
+        parser.error("--load-processes must be positive")
+    if args.clients is not None:
+        try:
+            args.clients = tuple(int(n) for n in args.clients.split(","))
+        except ValueError:
+            parser.error("--clients must be comma-separated integers")
+        if any(n < 1 for n in args.clients):
+            parser.error("--clients must be positive")
+    return args
+
+
+def schedule_from(args: argparse.Namespace) -> Schedule:
+    base = QUICK if args.quick else FULL
+    return Schedule(rounds=args.rounds or base.rounds,
+                    window=Window(base.window.warmup, args.seconds or base.window.measure),
+                    clients=args.clients or base.clients, load_processes=args.load_processes or base.load_processes)
+
+
+def _command(argv: Sequence[str]) -> str:
+    python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
+    return shlex.join([python, os.path.relpath(Path(__file__).resolve(), REPO), *argv])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    schedule = schedule_from(args)
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    data_root = Path(tempfile.mkdtemp(prefix="securekube-bench-"))
+    servers: dict[str, ServerProcess] = {}
+    problems: list[str] = []
+    comparisons: list[Comparison] = []
+    tls = ""
+    try:
+        for spec in SERVERS:
+            servers[spec.label] = start_server(spec, data_root / spec.label)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        for server in servers.values():
+            server.wait_ready(deadline)
+        for server in servers.values():
+            tls = create_fixtures(server)
+        print(f"servers ready: {', '.join(f'{s.spec.label} on port {s.port}' for s in servers.values())}",
+              file=sys.stderr, flush=True)
+        comparisons = run_rounds(servers, schedule)
+    except (ServerFailed, LoadFailed) as exc:
+        problems.append(str(exc))
+    except KeyboardInterrupt:
+        problems.append("interrupted")
+    finally:
+        problems += _stop_all(servers)
+        if args.keep_data:
+            print(f"data directories kept in {data_root}", file=sys.stderr)
+        else:
+            # They hold the clusters' private keys: never leave them behind by accident.
+            shutil.rmtree(data_root, ignore_errors=True)
+    if problems:
+        for problem in problems:
+            print(f"bench: error: {problem}", file=sys.stderr)
+        return EXIT_SERVER_FAILED
+
+    loadgen = (f"bench/loadgen.py (Python asyncio; {tls}; one keep-alive connection per client, clients "
+               f"split over up to {schedule.load_processes} processes)")
+    section = results_section(comparisons, check_targets(comparisons), command=_command(argv), started=started,
+                              revision=source_revision(REPO), machine=machine_lines(data_root.parent),
+                              settings=schedule.describe(), loadgen=loadgen)
+    print(section)
+    if args.out is not None:
+        write_document(args.out, section)
+        print(f"results written to {args.out}", file=sys.stderr)
+    if any(c.on.error_count or c.off.error_count for c in comparisons):
+        print("bench: error: some requests failed; see the errors column", file=sys.stderr)
+        return EXIT_REQUEST_ERRORS
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

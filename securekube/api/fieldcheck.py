@@ -1,0 +1,62 @@
+"""Unknown-field detection for `fieldValidation` (Ignore | Warn | Strict), as upstream names the fields.
+
+A kind declares the keys it knows at each path it describes (`""` for the top level,
+`"spec.containers[]"` for every element of a list); paths it does not describe are not checked.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from securekube.api.errors import bad_request
+
+OBJECT_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+    "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers",
+    "managedFields",
+})
+TYPE_META_FIELDS = frozenset({"apiVersion", "kind", "metadata"})
+FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
+
+
+def unknown_fields(obj: Any, schema: Mapping[str, frozenset[str]], path: str = "", shown: str = "") -> list[str]:
+    """The paths of keys that `schema` does not know, in document order (list indexes shown, as upstream)."""
+    found: list[str] = []
+    allowed = schema.get(path)
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key.startswith("$"):
+                continue  # strategic-merge-patch directives
+            child, child_shown = (f"{path}.{key}", f"{shown}.{key}") if path else (key, key)
+            if allowed is not None and key not in allowed:
+                found.append(child_shown)
+                continue
+            found += unknown_fields(value, schema, child, child_shown)
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            found += unknown_fields(value, schema, f"{path}[]", f"{shown}[{i}]")
+    return found
+
+
+def prune(obj: Any, schema: Mapping[str, frozenset[str]], path: str = "") -> Any:
+    """A copy without the unknown keys (upstream drops them when it decodes into its types)."""
+    allowed = schema.get(path)
+    if isinstance(obj, dict):
+        return {k: prune(v, schema, f"{path}.{k}" if path else k) for k, v in obj.items()
+                if allowed is None or k in allowed or k.startswith("$")}
+    if isinstance(obj, list):
+        return [prune(v, schema, f"{path}[]") for v in obj]
+    return obj
+
+
+def check(obj: Any, schema: Mapping[str, frozenset[str]], mode: str) -> tuple[Any, list[str]]:
+    """Applies a fieldValidation mode: Strict raises 400; Warn and Ignore drop unknown fields, Warn says which."""
+    if mode not in FIELD_VALIDATION:
+        raise bad_request(f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"')
+    if not schema:
+        return obj, []
+    unknown = unknown_fields(obj, schema)
+    if not unknown:
+        return obj, []
+    if mode == "Strict":
+        raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+    return prune(obj, schema), ([f'unknown field "{u}"' for u in unknown] if mode == "Warn" else [])
