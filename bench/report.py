@@ -56,6 +56,10 @@ class Scenario:
     def operation(self) -> str:
         return f"{self.verb} {self.resource}"
 
+    @property
+    def with_clients(self) -> str:
+        return f"{self.operation}, {self.clients} client{'' if self.clients == 1 else 's'}"
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -142,18 +146,17 @@ def check_targets(comparisons: Sequence[Comparison]) -> list[TargetCheck]:
         for resource in ("configmaps", "secrets"):
             c = by_key.get((verb, resource, 16))
             if c is not None:
-                checks.append(TargetCheck(f"{verb} {resource}, 16 clients: >= {floor:,.0f} req/s",
+                checks.append(TargetCheck(f"{c.scenario.with_clients}: >= {floor:,.0f} req/s",
                                           f"{c.on.requests_per_second:,.0f} req/s",
                                           c.on.requests_per_second >= floor))
     for c in comparisons:
         if c.scenario.clients == 64:
-            checks.append(TargetCheck(f"{c.scenario.operation}, 64 clients: p99 < 100 ms",
+            checks.append(TargetCheck(f"{c.scenario.with_clients}: p99 < 100 ms",
                                       f"{c.on.p99_ms:.1f} ms", c.on.p99_ms < 100.0))
     for c in comparisons:
         if c.scenario.resource == "secrets":
             overhead = 1.0 - c.rps_ratio
-            checks.append(TargetCheck(f"{c.scenario.operation}, {c.scenario.clients} clients: encryption "
-                                      "overhead <= 10 %", f"{overhead * 100:+.1f} %", overhead <= 0.10))
+            checks.append(TargetCheck(f"{c.scenario.with_clients}: encryption overhead <= 10 %", f"{overhead * 100:+.1f} %", overhead <= 0.10))
     return checks
 
 

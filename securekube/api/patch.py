@@ -14,6 +14,7 @@ a 400/422 ApiError before anything is stored.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from securekube.api.errors import ApiError, bad_request
@@ -51,7 +52,9 @@ def json_merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _pointer(path: str) -> list[str]:
+def _pointer(path: Any) -> list[str]:
+    if not isinstance(path, str):
+        raise bad_request(f"json patch path must be a string, not {type(path).__name__}")
     if path == "":
         return []
     if not path.startswith("/"):
@@ -64,17 +67,22 @@ def _container(doc: Any, tokens: list[str], path: str) -> Any:
     for tok in tokens:
         if isinstance(node, dict) and tok in node:
             node = node[tok]
-        elif isinstance(node, list) and tok.isdigit() and int(tok) < len(node):
+        elif isinstance(node, list) and _is_array_index(tok) and int(tok) < len(node):
             node = node[int(tok)]
         else:
             raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: json patch path {path!r} does not exist")
     return node
 
 
+def _is_array_index(tok: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts e.g. "²", which int() then refuses.
+    return re.fullmatch(r"[0-9]+", tok) is not None
+
+
 def _index(node: list, tok: str, path: str, allow_end: bool) -> int:
     if tok == "-" and allow_end:
         return len(node)
-    if not tok.isdigit() or int(tok) > len(node) - (0 if allow_end else 1):
+    if not _is_array_index(tok) or int(tok) > len(node) - (0 if allow_end else 1):
         raise ApiError(422, "Invalid", f"json patch index {tok!r} out of range at {path!r}")
     return int(tok)
 
@@ -130,6 +138,8 @@ def json_patch(target: Any, operations: Any) -> Any:
         kind, path = op["op"], op["path"]
         if kind in ("add", "replace", "test") and "value" not in op:
             raise bad_request(f"json patch operation {kind!r} needs a 'value'")
+        if kind in ("move", "copy") and "from" not in op:
+            raise bad_request(f"json patch operation {kind!r} needs a 'from'")
         if kind == "add":
             doc = _add(doc, path, op["value"])
         elif kind == "replace":
@@ -137,15 +147,28 @@ def json_patch(target: Any, operations: Any) -> Any:
         elif kind == "remove":
             _remove(doc, path)
         elif kind == "move":
-            doc = _add(doc, path, _remove(doc, op.get("from", "")))
+            doc = _add(doc, path, _remove(doc, op["from"]))
         elif kind == "copy":
-            doc = _add(doc, path, _get(doc, op.get("from", "")))
+            doc = _add(doc, path, _get(doc, op["from"]))
         elif kind == "test":
-            if _get(doc, path) != op["value"]:
+            if not _json_equal(_get(doc, path), op["value"]):
                 raise ApiError(422, "Invalid", f"json patch test operation failed at {path!r}")
         else:
             raise bad_request(f"unknown json patch operation {kind!r}")
     return doc
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON defines it (RFC 6902 4.6): unlike Python's ==, true is not 1 and false is not 0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    return a == b
 
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
@@ -156,10 +179,14 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
 
 
 def _merge_map(original: dict, patch: dict) -> dict:
-    if patch.get("$patch") == "replace":
+    directive = patch.get("$patch")
+    if directive == "replace":
         return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
-    if patch.get("$patch") == "delete":
+    if directive == "delete":
         return {}
+    if directive is not None:
+        # Upstream refuses a directive it does not know rather than guessing what was meant.
+        raise bad_request(f"unknown patch type: {directive!r} in map")
     result = copy.deepcopy(original)
     retain = patch.get("$retainKeys")
     for key, value in patch.items():

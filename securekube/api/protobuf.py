@@ -41,6 +41,7 @@ _ZERO_TIME_UNIX = -62135596800
 # metav1.Time formats with RFC 3339 (four-digit years); refuse what it cannot represent.
 _MIN_UNIX = _ZERO_TIME_UNIX
 _MAX_UNIX = 253402300799  # 9999-12-31T23:59:59Z
+_UNIX_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 # resource.Quantity: <signed number><suffix>, suffix binary SI, decimal SI or an exponent.
 _QUANTITY = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?")
@@ -76,15 +77,15 @@ def _open_envelope(data: memoryview) -> tuple[str, str, memoryview]:
     for number, wire_type, value in _iter_fields(data, where):
         if number not in (1, 2, 3, 4):
             raise ProtobufDecodeError(f"{where} field {number}: unknown field")
-        _expect_wire_type(where, number, wire_type, _LENGTH_DELIMITED)
+        _expect_wire_type(f"{where} field {number}", wire_type, _LENGTH_DELIMITED)
         if number in seen:
             raise ProtobufDecodeError(f"{where} field {number}: sent more than once")
         assert isinstance(value, memoryview)
         seen[number] = value
-    content_encoding = _text(seen.get(3, memoryview(b"")), where, 3)
+    content_encoding = _text(seen.get(3, memoryview(b"")), f"{where} field 3")
     if content_encoding:
         raise ProtobufDecodeError(f"{where} field 3 (contentEncoding): encoded bodies are not supported")
-    content_type = _text(seen.get(4, memoryview(b"")), where, 4)
+    content_type = _text(seen.get(4, memoryview(b"")), f"{where} field 4")
     if content_type not in ("", CONTENT_TYPE):
         raise ProtobufDecodeError(f"{where} field 4 (contentType): only {CONTENT_TYPE} is supported")
     api_version, kind = _type_meta(seen.get(1, memoryview(b"")))
@@ -98,11 +99,11 @@ def _type_meta(data: memoryview) -> tuple[str, str]:
     for number, wire_type, value in _iter_fields(data, where):
         if number not in (1, 2):
             raise ProtobufDecodeError(f"{where} field {number}: unknown field")
-        _expect_wire_type(where, number, wire_type, _LENGTH_DELIMITED)
+        _expect_wire_type(f"{where} field {number}", wire_type, _LENGTH_DELIMITED)
         if number in values:
             raise ProtobufDecodeError(f"{where} field {number}: sent more than once")
         assert isinstance(value, memoryview)
-        values[number] = _text(value, where, number)
+        values[number] = _text(value, f"{where} field {number}")
     if not values.get(1):
         raise ProtobufDecodeError(f"{where} field 1 (apiVersion): missing")
     if not values.get(2):
@@ -163,11 +164,9 @@ def _iter_fields(data: memoryview, where: str) -> Iterator[tuple[int, int, int |
         yield number, wire_type, value
 
 
-def _expect_wire_type(where: str, number: int, actual: int, expected: int) -> None:
+def _expect_wire_type(where: str, actual: int, expected: int) -> None:
     if actual != expected:
-        raise ProtobufDecodeError(
-            f"{where} field {number}: wrong wire type {actual} (expected {expected})"
-        )
+        raise ProtobufDecodeError(f"{where}: wrong wire type {actual} (expected {expected})")
 
 
 # --- schema-driven decoding ----------------------------------------------------------------
@@ -192,7 +191,7 @@ def _decode_message(data: memoryview, message: Message) -> dict[str, Any]:
                 raise ProtobufDecodeError(f"{where}: must be empty in a request body")
             continue
         if field.map_value is not None:
-            _expect_wire_type(message.name, number, wire_type, _LENGTH_DELIMITED)
+            _expect_wire_type(where, wire_type, _LENGTH_DELIMITED)
             assert isinstance(value, memoryview)
             key, item = _map_entry(value, field, where)
             entries = maps.setdefault(number, {})
@@ -204,7 +203,7 @@ def _decode_message(data: memoryview, message: Message) -> dict[str, Any]:
         else:
             if number in scalars:
                 raise ProtobufDecodeError(f"{where}: sent more than once")
-            _expect_wire_type(message.name, number, wire_type, _wire_type_of(field.kind))
+            _expect_wire_type(where, wire_type, _wire_type_of(field.kind))
             scalars[number] = _value(value, field.kind, field, where)
 
     out: dict[str, Any] = {}
@@ -259,13 +258,8 @@ def _repeated_values(wire_type: int, value: int | memoryview, field: Field, wher
             number, pos = _read_varint(value, pos, where)
             values.append(_value(number, field.kind, field, where))
         return values
-    _expect_wire_type(where.split(" field ")[0], _field_number(where), wire_type,
-                      _wire_type_of(field.kind))
+    _expect_wire_type(where, wire_type, _wire_type_of(field.kind))
     return [_value(value, field.kind, field, where)]
-
-
-def _field_number(where: str) -> int:
-    return int(where.split(" field ")[1].split(" ")[0])
 
 
 def _value(raw: int | memoryview, kind: Kind, field: Field, where: str) -> Any:
@@ -303,12 +297,11 @@ def _value(raw: int | memoryview, kind: Kind, field: Field, where: str) -> Any:
     raise ProtobufDecodeError(f"{where}: unsupported value kind")
 
 
-def _text(raw: memoryview, where: str, number: int | None = None) -> str:
+def _text(raw: memoryview, where: str) -> str:
     try:
         return bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
-        suffix = f" field {number}" if number is not None else ""
-        raise ProtobufDecodeError(f"{where}{suffix}: string is not valid UTF-8") from None
+        raise ProtobufDecodeError(f"{where}: string is not valid UTF-8") from None
 
 
 def _map_entry(raw: memoryview, field: Field, where: str) -> tuple[str, Any]:
@@ -316,22 +309,22 @@ def _map_entry(raw: memoryview, field: Field, where: str) -> tuple[str, Any]:
     assert field.map_value is not None
     key_raw: memoryview | None = None
     value_raw: int | memoryview | None = None
-    for number, wire_type, value in _iter_fields(raw, f"{where} map entry"):
+    entry = f"{where} map entry"
+    for number, wire_type, value in _iter_fields(raw, entry):
         if number == 1:
-            _expect_wire_type(f"{where} map entry", number, wire_type, _LENGTH_DELIMITED)
+            _expect_wire_type(f"{entry} field 1", wire_type, _LENGTH_DELIMITED)
             if key_raw is not None:
-                raise ProtobufDecodeError(f"{where} map entry: key sent more than once")
+                raise ProtobufDecodeError(f"{entry} field 1: sent more than once")
             assert isinstance(value, memoryview)
             key_raw = value
         elif number == 2:
-            _expect_wire_type(f"{where} map entry", number, wire_type,
-                              _wire_type_of(field.map_value))
+            _expect_wire_type(f"{entry} field 2", wire_type, _wire_type_of(field.map_value))
             if value_raw is not None:
-                raise ProtobufDecodeError(f"{where} map entry: value sent more than once")
+                raise ProtobufDecodeError(f"{entry} field 2: sent more than once")
             value_raw = value
         else:
-            raise ProtobufDecodeError(f"{where} map entry field {number}: unknown field")
-    key = _text(key_raw, where) if key_raw is not None else ""
+            raise ProtobufDecodeError(f"{entry} field {number}: unknown field")
+    key = _text(key_raw, f"{entry} field 1") if key_raw is not None else ""
     if value_raw is None:
         # Go leaves a missing map value at its zero value.
         value_raw = memoryview(b"")
@@ -351,7 +344,7 @@ def _time(raw: memoryview, where: str) -> str | None:
     for number, wire_type, value in _iter_fields(raw, f"{where} Time"):
         if number not in (1, 2):
             raise ProtobufDecodeError(f"{where} Time field {number}: unknown field")
-        _expect_wire_type(f"{where} Time", number, wire_type, _VARINT)
+        _expect_wire_type(f"{where} Time field {number}", wire_type, _VARINT)
         if number in seen:
             raise ProtobufDecodeError(f"{where} Time field {number}: sent more than once")
         seen.add(number)
@@ -367,10 +360,12 @@ def _time(raw: memoryview, where: str) -> str | None:
         return None
     if not _MIN_UNIX <= seconds <= _MAX_UNIX:
         raise ProtobufDecodeError(f"{where} Time field 1 (seconds): out of range")
-    moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(
-        seconds=seconds
+    moment = _UNIX_EPOCH + datetime.timedelta(seconds=seconds)
+    # Formatted by hand: strftime does not zero-pad years below 1000 on every platform.
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
     )
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _quantity(raw: memoryview, where: str) -> str:
@@ -380,12 +375,12 @@ def _quantity(raw: memoryview, where: str) -> str:
     for number, wire_type, value in _iter_fields(raw, f"{where} Quantity"):
         if number != 1:
             raise ProtobufDecodeError(f"{where} Quantity field {number}: unknown field")
-        _expect_wire_type(f"{where} Quantity", number, wire_type, _LENGTH_DELIMITED)
+        _expect_wire_type(f"{where} Quantity field 1", wire_type, _LENGTH_DELIMITED)
         if seen:
             raise ProtobufDecodeError(f"{where} Quantity field 1: sent more than once")
         seen = True
         assert isinstance(value, memoryview)
-        text_value = _text(value, f"{where} Quantity", 1)
+        text_value = _text(value, f"{where} Quantity field 1")
     if not _QUANTITY.fullmatch(text_value):
         raise ProtobufDecodeError(f"{where} Quantity field 1: not a valid quantity")
     return text_value
@@ -398,7 +393,7 @@ def _int_or_string(raw: memoryview, where: str) -> int | str:
         if number not in (1, 2, 3):
             raise ProtobufDecodeError(f"{where} IntOrString field {number}: unknown field")
         expected = _LENGTH_DELIMITED if number == 3 else _VARINT
-        _expect_wire_type(f"{where} IntOrString", number, wire_type, expected)
+        _expect_wire_type(f"{where} IntOrString field {number}", wire_type, expected)
         if number in values:
             raise ProtobufDecodeError(f"{where} IntOrString field {number}: sent more than once")
         values[number] = value
@@ -413,7 +408,7 @@ def _int_or_string(raw: memoryview, where: str) -> int | str:
     if kind == 1:
         str_val = values.get(3, memoryview(b""))
         assert isinstance(str_val, memoryview)
-        return _text(str_val, f"{where} IntOrString", 3)
+        return _text(str_val, f"{where} IntOrString field 3")
     raise ProtobufDecodeError(f"{where} IntOrString field 1: unknown type")
 
 
@@ -423,9 +418,9 @@ def _string_list(raw: memoryview, where: str) -> list[str] | None:
     for number, wire_type, value in _iter_fields(raw, f"{where} ExtraValue"):
         if number != 1:
             raise ProtobufDecodeError(f"{where} ExtraValue field {number}: unknown field")
-        _expect_wire_type(f"{where} ExtraValue", number, wire_type, _LENGTH_DELIMITED)
+        _expect_wire_type(f"{where} ExtraValue field 1", wire_type, _LENGTH_DELIMITED)
         assert isinstance(value, memoryview)
-        items.append(_text(value, f"{where} ExtraValue", 1))
+        items.append(_text(value, f"{where} ExtraValue field 1"))
     return items or None
 
 

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from securekube.api.errors import bad_request
-
-_KEY = r"[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
-_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+from securekube.api.validation import label_key_errors, label_value_errors
 
 
 @dataclass(frozen=True)
@@ -34,8 +32,12 @@ class Requirement:
         return not present or labels[self.key] not in self.values
 
 
-def _split_top_level(text: str) -> list[str]:
-    """Splits on commas that are not inside parentheses."""
+def _split_top_level(text: str, *, allow_empty: bool) -> list[str]:
+    """Splits on commas that are not inside parentheses.
+
+    Upstream's label selector parser refuses an empty term (",a", "a,,b", "a,"); its field
+    selector parser skips them.
+    """
     parts, depth, cur = [], 0, []
     for ch in text:
         if ch == "(":
@@ -48,37 +50,47 @@ def _split_top_level(text: str) -> list[str]:
         else:
             cur.append(ch)
     parts.append("".join(cur))
-    return [p.strip() for p in parts if p.strip()]
+    parts = [p.strip() for p in parts]
+    if not allow_empty and any(not p for p in parts):
+        raise bad_request(f"unable to parse requirement: empty term in selector {text!r}")
+    return [p for p in parts if p]
 
 
-def _check(kind: str, text: str, pattern: str, selector: str) -> str:
-    if not re.fullmatch(pattern, text):
-        raise bad_request(f"unable to parse requirement: invalid label {kind} {text!r} in selector {selector!r}")
+def _check_key(text: str, selector: str) -> str:
+    # The same rules as a label key on an object: a selector that could never match is a mistake, not a no-op.
+    if label_key_errors(text):
+        raise bad_request(f"unable to parse requirement: invalid label key {text!r} in selector {selector!r}")
+    return text
+
+
+def _check_value(text: str, selector: str) -> str:
+    if label_value_errors(text):
+        raise bad_request(f"unable to parse requirement: invalid label value {text!r} in selector {selector!r}")
     return text
 
 
 def parse_label_selector(selector: str | None) -> tuple[Requirement, ...]:
     """Parses a label selector string; an empty or absent selector matches everything."""
-    if not selector:
+    if not selector or not selector.strip():
         return ()
     reqs = []
-    for part in _split_top_level(selector):
+    for part in _split_top_level(selector, allow_empty=False):
         m = re.fullmatch(r"(\S+)\s+(in|notin)\s*\((.*)\)", part)
         if m:
-            key = _check("key", m.group(1), _KEY, selector)
+            key = _check_key(m.group(1), selector)
             values = [v.strip() for v in m.group(3).split(",")]
-            reqs.append(Requirement(key, m.group(2), frozenset(_check("value", v, _VALUE, selector) for v in values)))
+            reqs.append(Requirement(key, m.group(2), frozenset(_check_value(v, selector) for v in values)))
             continue
         m = re.fullmatch(r"([^=!\s]+)\s*(==|=|!=)\s*(\S*)", part)
         if m:
             op = "=" if m.group(2) in ("=", "==") else "!="
-            reqs.append(Requirement(_check("key", m.group(1), _KEY, selector), op,
-                                    frozenset([_check("value", m.group(3), _VALUE, selector)])))
+            reqs.append(Requirement(_check_key(m.group(1), selector), op,
+                                    frozenset([_check_value(m.group(3), selector)])))
             continue
         if part.startswith("!"):
-            reqs.append(Requirement(_check("key", part[1:].strip(), _KEY, selector), "!"))
+            reqs.append(Requirement(_check_key(part[1:].strip(), selector), "!"))
             continue
-        reqs.append(Requirement(_check("key", part, _KEY, selector), "exists"))
+        reqs.append(Requirement(_check_key(part, selector), "exists"))
     return tuple(reqs)
 
 
@@ -113,7 +125,7 @@ def parse_field_selector(selector: str | None, supported: Mapping[str, Callable[
     if not selector:
         return ()
     reqs = []
-    for part in _split_top_level(selector):
+    for part in _split_top_level(selector, allow_empty=True):
         m = re.fullmatch(r"([^=!\s]+)\s*(==|=|!=)\s*(.*)", part)
         if not m:
             raise bad_request(f"invalid selector: {selector!r}; can't understand {part!r}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 RELOAD_CHECK_SECONDS = 2.0
 CACHE_CATCH_UP_SECONDS = 5.0
+COMPACTION_INTERVAL_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,20 @@ class ControlPlane:
                     reloader.check()
         threading.Thread(target=loop, name="file-reloader", daemon=True).start()
 
+    def compact_periodically(self, interval: float = COMPACTION_INTERVAL_SECONDS) -> None:
+        """Every interval, forgets history older than the revision seen one interval ago (upstream's rhythm),
+        so watches can resume across a short disconnect but the log does not grow forever."""
+        def loop() -> None:
+            previous = self.storage.current_revision()
+            while not self._stopping.wait(interval):
+                current = self.storage.current_revision()
+                try:
+                    self.storage.compact(previous)
+                except Exception:  # a failed compaction only delays the next one
+                    log.exception("compaction to revision %s failed", previous)
+                previous = current
+        threading.Thread(target=loop, name="compactor", daemon=True).start()
+
     def close(self) -> None:
         self._stopping.set()
         self.namespace_controller.stop()
@@ -141,20 +157,36 @@ def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
         plane.start()
         ctx = server_context(config.serving)
         plane.watch_files([CertReloader(ctx, config.serving), plane.encryption])
+        plane.compact_periodically()
         uv_config = uvicorn.Config(plane.app, host=config.host, port=config.port, http=TLSExtensionProtocol,
                                    lifespan="on", log_level="warning", access_log=False,
                                    timeout_graceful_shutdown=5)
         uv_config.load()
         uv_config.ssl = ctx  # our hardened context replaces uvicorn's default one
         server = uvicorn.Server(uv_config)
+        listener = _listen(config.host, config.port)
         report(f"api server: listening on https://{config.host}:{config.port}")
-        _run_until_signalled(server, on_listening)
+        _run_until_signalled(server, listener, on_listening)
     finally:
         plane.close()
         report("stopped")
 
 
-def _run_until_signalled(server: uvicorn.Server, on_listening: Callable[[], None]) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """Binds the listening socket here, so a busy port is one clear OSError before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_until_signalled(server: uvicorn.Server, listener: socket.socket, on_listening: Callable[[], None]) -> None:
     """Serves in a worker thread; SIGINT/SIGTERM in the main thread ask for a graceful stop.
 
     uvicorn's own handlers would re-raise the signal after shutting down, so the process would
@@ -162,7 +194,7 @@ def _run_until_signalled(server: uvicorn.Server, on_listening: Callable[[], None
     """
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    thread = threading.Thread(target=server.run, name="uvicorn")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="uvicorn")
     thread.start()
     try:
         announced = False

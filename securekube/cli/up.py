@@ -34,7 +34,10 @@ def prepare(data_dir: DataDir, server_url: str) -> None:
     from securekube.storage.transform.config import generate_default_config
     from securekube.storage.transform.model import EncryptionConfigError
 
-    data_dir.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        data_dir.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot create data directory {data_dir.root}: {exc.strerror}") from None
     try:
         profiles = load_profiles()
         fresh = not data_dir.pki.exists()
