@@ -117,17 +117,19 @@ def _type_meta(data: memoryview) -> tuple[str, str]:
 def _read_varint(data: memoryview, pos: int, where: str) -> tuple[int, int]:
     """Read a base-128 varint (at most 10 bytes, at most 64 bits) at pos."""
     result = 0
-    for index in range(10):
+    shift = 0
+    while True:
         if pos >= len(data):
             raise ProtobufDecodeError(f"{where}: truncated varint")
         byte = data[pos]
         pos += 1
-        if index == 9 and byte > 1:
+        # The 10th byte may only carry bit 63; anything more does not fit in 64 bits.
+        if shift == 63 and byte > 1:
             raise ProtobufDecodeError(f"{where}: varint overflows 64 bits")
-        result |= (byte & 0x7F) << (7 * index)
+        result |= (byte & 0x7F) << shift
         if byte < 0x80:
             return result, pos
-    raise ProtobufDecodeError(f"{where}: varint longer than 10 bytes")
+        shift += 7
 
 
 def _iter_fields(data: memoryview, where: str) -> Iterator[tuple[int, int, int | memoryview]]:
@@ -271,14 +273,10 @@ def _value(raw: int | memoryview, kind: Kind, field: Field, where: str) -> Any:
         return raw == 1
     if kind is Kind.INT64:
         assert isinstance(raw, int)
-        return raw - (1 << 64) if raw >= 1 << 63 else raw
+        return _signed64(raw)
     if kind is Kind.INT32:
         assert isinstance(raw, int)
-        # Negative int32 values arrive sign-extended to 64 bits.
-        signed = raw - (1 << 64) if raw >= 1 << 63 else raw
-        if not _INT32_MIN <= signed <= _INT32_MAX:
-            raise ProtobufDecodeError(f"{where}: value out of int32 range")
-        return signed
+        return _int32(raw, where)
     assert isinstance(raw, memoryview)
     if kind is Kind.STRING:
         return _text(raw, where)
@@ -295,6 +293,19 @@ def _value(raw: int | memoryview, kind: Kind, field: Field, where: str) -> Any:
     if kind is Kind.STRING_LIST:
         return _string_list(raw, where)
     raise ProtobufDecodeError(f"{where}: unsupported value kind")
+
+
+def _signed64(raw: int) -> int:
+    """A varint read as unsigned, reinterpreted as the two's-complement int64 it encodes."""
+    return raw - (1 << 64) if raw >= 1 << 63 else raw
+
+
+def _int32(raw: int, where: str) -> int:
+    # Negative int32 values arrive sign-extended to 64 bits; anything wider is malformed.
+    signed = _signed64(raw)
+    if not _INT32_MIN <= signed <= _INT32_MAX:
+        raise ProtobufDecodeError(f"{where}: value out of int32 range")
+    return signed
 
 
 def _text(raw: memoryview, where: str) -> str:
@@ -349,7 +360,7 @@ def _time(raw: memoryview, where: str) -> str | None:
             raise ProtobufDecodeError(f"{where} Time field {number}: sent more than once")
         seen.add(number)
         assert isinstance(value, int)
-        signed = value - (1 << 64) if value >= 1 << 63 else value
+        signed = _signed64(value)
         if number == 1:
             seconds = signed
         else:
@@ -401,10 +412,7 @@ def _int_or_string(raw: memoryview, where: str) -> int | str:
     if kind == 0:
         int_val = values.get(2, 0)
         assert isinstance(int_val, int)
-        signed = int_val - (1 << 64) if int_val >= 1 << 63 else int_val
-        if not _INT32_MIN <= signed <= _INT32_MAX:
-            raise ProtobufDecodeError(f"{where} IntOrString field 2: value out of int32 range")
-        return signed
+        return _int32(int_val, f"{where} IntOrString field 2")
     if kind == 1:
         str_val = values.get(3, memoryview(b""))
         assert isinstance(str_val, memoryview)

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from securekube.api import errors
+from securekube.api import errors, protobuf
 from securekube.registry.resource import Strategy
 
 PATCH_TYPES = {
@@ -36,6 +36,11 @@ def decode_body(body: bytes, content_type: str | None) -> Any:
             return docs[0]
         if kind in ("", "application/json") or kind in PATCH_TYPES:
             return json.loads(body)
+        if kind == protobuf.CONTENT_TYPE:
+            # What client-go's typed clients (kubectl create <kind>) send for built-in kinds.
+            return protobuf.decode(body)
+    except protobuf.ProtobufDecodeError as exc:
+        raise errors.bad_request(f"the request body is not a valid Kubernetes protobuf object: {exc}") from None
     except (ValueError, yaml.YAMLError) as exc:
         line = getattr(exc, "lineno", None) or getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" (line {line})" if line else ""
