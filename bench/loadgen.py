@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import ssl
 import time
 from collections import Counter
@@ -37,18 +38,36 @@ class LoadFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Workload:
-    """One request shape, sent over and over: method, path and an optional JSON body."""
+    """One request shape, sent over and over: method, path and an optional JSON body.
+
+    If `unique_marker` is set, every request gets its own copy of the body with the marker
+    replaced by fresh random hex of the same length (used to give each CREATE its own
+    generateName prefix, see bench/apiserver.py).
+    """
 
     method: str
     path: str
     body: bytes | None = None
+    unique_marker: bytes | None = None
 
-    def request_bytes(self, host: str, port: int) -> bytes:
+    def __post_init__(self) -> None:
+        if self.unique_marker is not None and (self.body is None or self.unique_marker not in self.body
+                                               or len(self.unique_marker) % 2):
+            raise ValueError("unique_marker must have an even length and occur in the body")
+
+    def request_maker(self, host: str, port: int) -> Callable[[], bytes]:
+        """A function returning the bytes of the next request."""
         head = [f"{self.method} {self.path} HTTP/1.1", f"Host: {host}:{port}", "Accept: application/json",
                 "User-Agent: securekube-bench"]
         if self.body is not None:
             head += ["Content-Type: application/json", f"Content-Length: {len(self.body)}"]
-        return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + (self.body or b"")
+        head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("ascii")
+        body, marker = self.body or b"", self.unique_marker
+        if marker is None:
+            fixed = head_bytes + body
+            return lambda: fixed
+        size = len(marker) // 2
+        return lambda: head_bytes + body.replace(marker, os.urandom(size).hex().encode("ascii"))
 
 
 @dataclass(frozen=True)
@@ -111,15 +130,15 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, b"\r\nconnection: close" in head
 
 
-async def _client(stream: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes, files: ClientFiles,
-                  ctx: ssl.SSLContext, window_start: float, window_end: float, result: WorkerResult) -> None:
+async def _client(stream: tuple[asyncio.StreamReader, asyncio.StreamWriter], next_request: Callable[[], bytes],
+                  files: ClientFiles, ctx: ssl.SSLContext, window_start: float, window_end: float, result: WorkerResult) -> None:
     reader, writer = stream
     while True:
         started = time.monotonic()
         if started >= window_end:
             break
         try:
-            writer.write(request)
+            writer.write(next_request())
             status, close = await _read_response(reader)
             error = None if 200 <= status < 300 else str(status)
         except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ssl.SSLError):
@@ -161,9 +180,9 @@ async def _run_worker(pipe: Connection, files: ClientFiles, workload: Workload, 
     # Blocking here is fine: nothing else runs on this loop until the window is known.
     window_start, window_end = pipe.recv()
     result = WorkerResult()
-    request = workload.request_bytes(files.host, files.port)
+    next_request = workload.request_maker(files.host, files.port)
     await asyncio.gather(_cpu_during(window_start, window_end, result),
-                         *(_client(stream, request, files, ctx, window_start, window_end, result)
+                         *(_client(stream, next_request, files, ctx, window_start, window_end, result)
                            for stream in streams))
     return result
 

@@ -150,7 +150,8 @@ def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True) -> Fast
         if info.verb == "watch":
             return await watch_response(request, info, query)
         body = await read_body(request)
-        req = ApiRequest(info, query, request.headers.get("content-type"), request.headers.get("accept"), body)
+        req = ApiRequest(info, query, request.headers.get("content-type"), request.headers.get("accept"), body,
+                         request.scope["securekube.user"])
         reply = await run_in_threadpool(handlers.handle, req)
         headers = {"Warning": warning_header(reply.warnings)} if reply.warnings else None
         return Response(encode(reply.body), status_code=reply.status, media_type="application/json", headers=headers)

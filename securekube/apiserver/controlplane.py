@@ -20,6 +20,7 @@ from securekube.apiserver.app import create_app
 from securekube.apiserver.chain import build_handler_chain
 from securekube.apiserver.encryption import ReloadingEncryption
 from securekube.apiserver.handlers import ResourceHandlers
+from securekube.apiserver.reviews import Reviews
 from securekube.apiserver.tls import CertReloader, ServingCerts, TLSExtensionProtocol, server_context
 from securekube.authn.union import UnionAuthenticator
 from securekube.authn.x509 import X509Authenticator
@@ -61,10 +62,12 @@ class ControlPlane:
         self._rbac_informers = {kind: Informer(self.registry.store_for_kind("rbac.authorization.k8s.io", kind),
                                                self._rbac_event(kind)) for kind in RBAC_KINDS}
         self.namespace_controller = NamespaceController(self.registry)
-        handlers = ResourceHandlers(self.registry, after_write=self._after_write)
+        authorizer = UnionAuthorizer(self.rbac)
+        reviews = Reviews(authorizer, token_authenticator=None, rules_for=None)
+        handlers = ResourceHandlers(self.registry, reviews, after_write=self._after_write)
         self.app = build_handler_chain(create_app(handlers, ready=self.ready),
                                        authenticator=UnionAuthenticator(X509Authenticator()),
-                                       authorizer=UnionAuthorizer(self.rbac))
+                                       authorizer=authorizer)
         self._stopping = threading.Event()
 
     # -- caches -----------------------------------------------------------------------------

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from securekube.registry.catalog import Catalog
-from securekube.registry.resource import Strategy
+from securekube.registry.resource import ResourceType
 
-RESOURCE_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-SUBRESOURCE_VERBS = ["get", "patch", "update"]
+# Subresources are read and written as views of their object, except those that create something.
+_SUBRESOURCE_VERBS = {"token": ["create"]}
+
+
+def subresource_verbs(subresource: str) -> list[str]:
+    return _SUBRESOURCE_VERBS.get(subresource, ["get", "patch", "update"])
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
 
@@ -38,19 +42,18 @@ def api_group(catalog: Catalog, group: str) -> dict | None:
     return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(group, versions)}
 
 
-def _strategies(catalog: Catalog, group: str, version: str) -> list[Strategy]:
-    return [s for s in catalog.strategies if s.type.group == group and s.type.version == version]
+def types_in(catalog: Catalog, group: str, version: str) -> list[ResourceType]:
+    return [t for t in catalog.types if t.group == group and t.version == version]
 
 
 def api_resource_list(catalog: Catalog, group: str, version: str) -> dict | None:
-    strategies = _strategies(catalog, group, version)
-    if not strategies:
+    types = types_in(catalog, group, version)
+    if not types:
         return None
     resources = []
-    for s in strategies:
-        t = s.type
+    for t in types:
         entry = {"name": t.plural, "singularName": t.singular, "namespaced": t.namespaced, "kind": t.kind,
-                 "verbs": RESOURCE_VERBS}
+                 "verbs": list(t.verbs)}
         if t.short_names:
             entry["shortNames"] = list(t.short_names)
         if t.categories:
@@ -58,7 +61,7 @@ def api_resource_list(catalog: Catalog, group: str, version: str) -> dict | None
         resources.append(entry)
         for sub in t.subresources:
             resources.append({"name": f"{t.plural}/{sub}", "singularName": "", "namespaced": t.namespaced,
-                              "kind": t.kind, "verbs": SUBRESOURCE_VERBS})
+                              "kind": t.kind, "verbs": subresource_verbs(sub)})
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": t.api_version, "resources": resources}
 
 
@@ -71,18 +74,17 @@ def aggregated(catalog: Catalog, core: bool) -> dict:
         version_docs = []
         for version in versions:
             resources = []
-            for s in _strategies(catalog, group, version):
-                t = s.type
+            for t in types_in(catalog, group, version):
                 kind_ref = {"group": t.group, "version": t.version, "kind": t.kind}
                 doc = {"resource": t.plural, "responseKind": kind_ref,
                        "scope": "Namespaced" if t.namespaced else "Cluster", "singularResource": t.singular,
-                       "verbs": RESOURCE_VERBS}
+                       "verbs": list(t.verbs)}
                 if t.short_names:
                     doc["shortNames"] = list(t.short_names)
                 if t.categories:
                     doc["categories"] = list(t.categories)
                 if t.subresources:
-                    doc["subresources"] = [{"subresource": sub, "responseKind": kind_ref, "verbs": SUBRESOURCE_VERBS}
+                    doc["subresources"] = [{"subresource": sub, "responseKind": kind_ref, "verbs": subresource_verbs(sub)}
                                            for sub in t.subresources]
                 resources.append(doc)
             version_docs.append({"version": version, "resources": resources, "freshness": "Current"})

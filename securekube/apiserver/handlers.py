@@ -15,7 +15,10 @@ from securekube.api.patch import json_merge_patch, json_patch, strategic_merge_p
 from securekube.api.selectors import parse_field_selector, parse_label_selector
 from securekube.apiserver.negotiation import PATCH_TYPES, decode_body, media_type, to_table, wants_table
 from securekube.apiserver.requestinfo import RequestInfo
+from securekube.apiserver.reviews import Reviews
+from securekube.authn.interfaces import UserInfo
 from securekube.registry.registry import Registry
+from securekube.registry.resource import ResourceType
 from securekube.registry.store import ListOptions, Store
 
 
@@ -33,6 +36,7 @@ class Request:
     content_type: str | None
     accept: str | None
     body: bytes
+    user: UserInfo
 
 
 def _dry_run(query: Mapping[str, str], options: Mapping[str, Any] | None = None) -> bool:
@@ -68,8 +72,10 @@ def list_options(store: Store, query: Mapping[str, str]) -> ListOptions:
 class ResourceHandlers:
     """Serves every kind in the registry; `after_write(revision)` lets caches catch up before replying."""
 
-    def __init__(self, registry: Registry, after_write: Callable[[Store, int], None] = lambda s, r: None) -> None:
+    def __init__(self, registry: Registry, reviews: Reviews,
+                 after_write: Callable[[Store, int], None] = lambda s, r: None) -> None:
         self.registry = registry
+        self._reviews = reviews
         self._after_write = after_write
 
     def store_for(self, info: RequestInfo) -> Store:
@@ -82,12 +88,21 @@ class ResourceHandlers:
 
     def handle(self, req: Request) -> Reply:
         info = req.info
+        virtual = self.registry.catalog.virtual_type(info.api_group, info.api_version, info.resource)
+        if virtual is not None:
+            return self._review(virtual, req)
         store = self.store_for(info)
         namespace = info.namespace if store.type.namespaced else ""
         verb = getattr(self, f"_{info.verb}", None)
         if verb is None:
             raise errors.method_not_allowed()
         return verb(store, namespace, req)
+
+    def _review(self, t: ResourceType, req: Request) -> Reply:
+        info = req.info
+        if info.verb != "create" or info.name or info.subresource or (t.namespaced and not info.namespace):
+            raise errors.method_not_allowed()
+        return Reply(201, self._reviews.create(t, info.namespace, decode_body(req.body, req.content_type), req.user))
 
     def _written(self, store: Store, obj: dict) -> None:
         rv = (obj.get("metadata") or {}).get("resourceVersion")

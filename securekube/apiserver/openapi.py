@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from securekube.apiserver.discovery import subresource_verbs, types_in
 from securekube.registry.catalog import Catalog
 from securekube.registry.resource import ResourceType
 
@@ -48,14 +49,21 @@ def _operation(t: ResourceType, action: str, params: list[dict], body_types: tup
 
 
 def group_version_document(catalog: Catalog, group: str, version: str) -> dict | None:
-    strategies = [s for s in catalog.strategies if s.type.group == group and s.type.version == version]
-    if not strategies:
+    types = types_in(catalog, group, version)
+    if not types:
         return None
     paths: dict[str, dict] = {}
     schemas: dict[str, dict] = {}
-    for s in strategies:
-        t = s.type
+    for t in types:
         base = f"/{_gv_path(group, version)}/" + ("namespaces/{namespace}/" if t.namespaced else "") + t.plural
+        schemas[_schema_name(t)] = {
+            "type": "object",
+            "description": f"{t.kind} ({t.api_version})",
+            "x-kubernetes-group-version-kind": [{"group": t.group, "version": t.version, "kind": t.kind}],
+        }
+        if t.verbs == ("create",):  # a review: computed per request, never stored
+            paths[base] = {"post": _operation(t, "post", WRITE_PARAMS, ("application/json", "application/yaml"))}
+            continue
         paths[base] = {"get": _operation(t, "list", LIST_PARAMS),
                        "post": _operation(t, "post", WRITE_PARAMS, ("application/json", "application/yaml")),
                        "delete": _operation(t, "deletecollection", WRITE_PARAMS)}
@@ -64,14 +72,12 @@ def group_version_document(catalog: Catalog, group: str, version: str) -> dict |
                                    "patch": _operation(t, "patch", WRITE_PARAMS, PATCH_TYPES),
                                    "delete": _operation(t, "delete", WRITE_PARAMS)}
         for sub in t.subresources:
+            if subresource_verbs(sub) == ["create"]:
+                paths[base + "/{name}/" + sub] = {"post": _operation(t, "post", WRITE_PARAMS, ("application/json",))}
+                continue
             paths[base + "/{name}/" + sub] = {"get": _operation(t, "get", READ_PARAMS),
                                               "put": _operation(t, "put", WRITE_PARAMS, ("application/json",)),
                                               "patch": _operation(t, "patch", WRITE_PARAMS, PATCH_TYPES)}
-        schemas[_schema_name(t)] = {
-            "type": "object",
-            "description": f"{t.kind} ({t.api_version})",
-            "x-kubernetes-group-version-kind": [{"group": t.group, "version": t.version, "kind": t.kind}],
-        }
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1"}, "paths": paths,
             "components": {"schemas": schemas}}
 

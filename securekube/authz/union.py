@@ -1,4 +1,9 @@
-"""Asks each authorizer in order; the first ALLOW or DENY wins, otherwise deny (default deny)."""
+"""Asks each authorizer in order; the first ALLOW or DENY wins.
+
+When every authorizer abstains the union abstains too (NO_OPINION): the authorization stage
+allows only ALLOW, so that is a deny (default deny), while a SubjectAccessReview can still tell
+"nobody allowed it" (allowed: false) from "a policy denied it" (denied: true), as upstream.
+"""
 from __future__ import annotations
 
 from securekube.authz.interfaces import Attributes, Authorizer, Decision, Verdict
@@ -21,4 +26,4 @@ class UnionAuthorizer:
                 return decision
             if decision.reason:
                 reasons.append(decision.reason)
-        return Decision(Verdict.DENY, "; ".join(reasons) or "no authorizer allowed the request")
+        return Decision(Verdict.NO_OPINION, "; ".join(reasons))

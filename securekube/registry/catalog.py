@@ -10,7 +10,7 @@ from securekube.registry.kinds.rbac import (ClusterRoleBindingStrategy, ClusterR
                                             RoleStrategy)
 from securekube.registry.kinds.secrets import SecretStrategy
 from securekube.registry.kinds.serviceaccounts import ServiceAccountStrategy
-from securekube.registry.resource import Strategy
+from securekube.registry.resource import ResourceType, Strategy
 
 STRATEGIES: tuple[type[Strategy], ...] = (
     NamespaceStrategy,
@@ -27,16 +27,44 @@ STRATEGIES: tuple[type[Strategy], ...] = (
 )
 
 
+_REVIEW_VERBS = ("create",)
+# Kinds that are computed per request and never stored (the review APIs).
+VIRTUAL_TYPES: tuple[ResourceType, ...] = (
+    ResourceType("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", False, verbs=_REVIEW_VERBS),
+    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", False,
+                 verbs=_REVIEW_VERBS),
+    ResourceType("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview",
+                 False, verbs=_REVIEW_VERBS),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+                 "selfsubjectaccessreview", False, verbs=_REVIEW_VERBS),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+                 "selfsubjectrulesreview", False, verbs=_REVIEW_VERBS),
+    ResourceType("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+                 "localsubjectaccessreview", True, verbs=_REVIEW_VERBS),
+)
+
+
 class Catalog:
     """Looks kinds up by (group, version, plural) and by (group, kind)."""
 
-    def __init__(self, strategies: tuple[type[Strategy], ...] = STRATEGIES) -> None:
+    def __init__(self, strategies: tuple[type[Strategy], ...] = STRATEGIES,
+                 virtual: tuple[ResourceType, ...] = VIRTUAL_TYPES) -> None:
         self.strategies = tuple(s() for s in strategies)
+        self.virtual = virtual
+        self._virtual_by_resource = {(t.group, t.version, t.plural): t for t in virtual}
         self._by_resource = {(s.type.group, s.type.version, s.type.plural): s for s in self.strategies}
         self._by_kind = {(s.type.group, s.type.kind): s for s in self.strategies}
 
     def by_resource(self, group: str, version: str, plural: str) -> Strategy | None:
         return self._by_resource.get((group, version, plural))
+
+    def virtual_type(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._virtual_by_resource.get((group, version, plural))
+
+    @property
+    def types(self) -> tuple[ResourceType, ...]:
+        """Every kind served, stored or virtual, in a stable order."""
+        return tuple(s.type for s in self.strategies) + self.virtual
 
     def by_kind(self, group: str, kind: str) -> Strategy | None:
         return self._by_kind.get((group, kind))
@@ -44,8 +72,8 @@ class Catalog:
     def groups(self) -> dict[str, list[str]]:
         """group -> versions served, in a stable order (core group is "")."""
         result: dict[str, list[str]] = {}
-        for s in self.strategies:
-            versions = result.setdefault(s.type.group, [])
-            if s.type.version not in versions:
-                versions.append(s.type.version)
+        for t in self.types:
+            versions = result.setdefault(t.group, [])
+            if t.version not in versions:
+                versions.append(t.version)
         return result

@@ -18,6 +18,12 @@ NOW_TEXT = "2024-05-01T12:00:00Z"
 
 
 @pytest.fixture
+def now_text() -> str:
+    """The creation/deletion timestamp every `make_store` store writes."""
+    return NOW_TEXT
+
+
+@pytest.fixture
 def storage(tmp_path: Path) -> Iterator[SqliteStorage]:
     backend = SqliteStorage(tmp_path / "state.db")
     yield backend
