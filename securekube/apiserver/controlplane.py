@@ -28,6 +28,9 @@ from securekube.authz.bootstrap_policy import bootstrap_objects
 from securekube.authz.rbac import RBACAuthorizer
 from securekube.authz.union import UnionAuthorizer
 from securekube.controllers.namespace import NamespaceController
+from securekube.pki.certs import load_certificate
+from securekube.pki.layout import PkiPaths
+from securekube.pki.revocation import RevocationList
 from securekube.registry.informer import Informer
 from securekube.registry.registry import Registry
 from securekube.registry.store import Store
@@ -47,6 +50,7 @@ class ControlPlaneConfig:
 
     database: Path
     encryption_config: Path
+    pki_dir: Path
     serving: ServingCerts
     host: str = "127.0.0.1"
     port: int = 6443
@@ -58,6 +62,8 @@ class ControlPlane:
         self.storage = SqliteStorage(config.database)
         self.encryption = ReloadingEncryption(config.encryption_config)
         self.registry = Registry(self.storage, self.encryption.transformer_for)
+        pki = PkiPaths(config.pki_dir)
+        self.revocations = RevocationList(pki, load_certificate(pki.cert("ca")))
         self.rbac = RBACAuthorizer()
         self._rbac_informers = {kind: Informer(self.registry.store_for_kind("rbac.authorization.k8s.io", kind),
                                                self._rbac_event(kind)) for kind in RBAC_KINDS}
@@ -66,7 +72,7 @@ class ControlPlane:
         reviews = Reviews(authorizer, token_authenticator=None, rules_for=None)
         handlers = ResourceHandlers(self.registry, reviews, after_write=self._after_write)
         self.app = build_handler_chain(create_app(handlers, ready=self.ready),
-                                       authenticator=UnionAuthenticator(X509Authenticator()),
+                                       authenticator=UnionAuthenticator(X509Authenticator(lambda: self.revocations.serials)),
                                        authorizer=authorizer)
         self._stopping = threading.Event()
 
@@ -159,7 +165,7 @@ def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
         report("bootstrap: default namespaces and RBAC policy present")
         plane.start()
         ctx = server_context(config.serving)
-        plane.watch_files([CertReloader(ctx, config.serving), plane.encryption])
+        plane.watch_files([CertReloader(ctx, config.serving), plane.encryption, plane.revocations])
         plane.compact_periodically()
         uv_config = uvicorn.Config(plane.app, host=config.host, port=config.port, http=TLSExtensionProtocol,
                                    lifespan="on", log_level="warning", access_log=False,

@@ -27,9 +27,12 @@ def _parse(pem: str) -> tuple[x509.Certificate, UserInfo | None]:
 
 
 class X509Authenticator:
-    """Maps a TLS-verified client certificate to a user."""
+    """Maps a TLS-verified client certificate to a user, refusing revoked serials."""
 
-    def __init__(self, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+    def __init__(self, revoked: Callable[[], frozenset[int]] = frozenset,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+        """`revoked()` returns the current revoked serials (securekube/pki/revocation.py keeps them fresh)."""
+        self._revoked = revoked
         self._clock = clock
 
     def authenticate(self, creds: Credentials) -> UserInfo | None:
@@ -42,6 +45,8 @@ class X509Authenticator:
         now = self._clock()
         if now < cert.not_valid_before_utc or now > cert.not_valid_after_utc:
             raise AuthenticationError(f"x509: certificate serial {cert.serial_number} has expired or is not yet valid")
+        if cert.serial_number in self._revoked():
+            raise AuthenticationError(f"x509: certificate serial {cert.serial_number:x} is revoked")
         if user is None:
             raise AuthenticationError("x509: certificate has no common name")
         return user

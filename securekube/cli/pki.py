@@ -17,6 +17,7 @@ from securekube.pki.inspect import CertInfo, inspect
 from securekube.pki.kubeconfig import check_server_url, write_admin_kubeconfig
 from securekube.pki.layout import bootstrap
 from securekube.pki.profiles import PkiProfiles, load_profiles, parse_duration
+from securekube.pki.revocation import format_serial, parse_serial, revoke
 from securekube.pki.rotate import rotate_leaves
 
 DEFAULT_SERVER_URL = "https://127.0.0.1:6443"
@@ -68,6 +69,17 @@ def register(groups: Any) -> None:
     show.add_argument("--dir", required=True, type=Path, metavar="DIR", help="PKI directory")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.set_defaults(run=run_inspect)
+
+    revoke_cmd = commands.add_parser(
+        "revoke",
+        help="revoke a client certificate by serial (checked on every request)",
+        description="Add a certificate serial to the cluster's revocation list (crl.pem, signed by the "
+        "cluster CA). A running API server refuses the certificate within seconds, also on open "
+        "connections. Serials as `pki inspect` prints them.",
+    )
+    revoke_cmd.add_argument("--dir", required=True, type=Path, metavar="DIR", help="PKI directory")
+    revoke_cmd.add_argument("serial", help="serial number: aa:bb:.. hex, 0x-hex or decimal")
+    revoke_cmd.set_defaults(run=run_revoke)
 
     rotate = commands.add_parser(
         "rotate",
@@ -138,6 +150,14 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_revoke(args: argparse.Namespace) -> int:
+    """Adds a serial to the revocation list."""
+    serial = _pki_call(parse_serial, args.serial)
+    added = _pki_call(revoke, args.dir, serial)
+    print(f"serial {format_serial(serial)} {'revoked' if added else 'was already revoked'}")
+    return 0
+
+
 def run_rotate(args: argparse.Namespace) -> int:
     """Reissues every leaf certificate."""
     profiles = _profiles(args)
@@ -189,12 +209,13 @@ def _pki_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 def _print_table(infos: list[CertInfo]) -> None:
     now = utcnow()
-    rows = [("NAME", "SUBJECT", "ISSUER", "NOT AFTER", "SANS")]
+    rows = [("NAME", "SERIAL", "SUBJECT", "ISSUER", "NOT AFTER", "SANS")]
     for info in infos:
         expiry = info.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
         if info.expired(now):
             expiry += " (EXPIRED)"
-        rows.append((info.name, info.subject, info.issuer, expiry, ",".join(info.sans) or "-"))
+        rows.append((info.name, format_serial(info.serial), info.subject, info.issuer, expiry,
+                     ",".join(info.sans) or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]

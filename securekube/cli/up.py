@@ -61,6 +61,7 @@ def prepare(data_dir: DataDir, server_url: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from securekube.apiserver.controlplane import ControlPlaneConfig, serve
     from securekube.apiserver.tls import ServingCerts
+    from securekube.pki.errors import PkiError
     from securekube.pki.layout import PkiPaths
     from securekube.storage.transform.model import EncryptionConfigError
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     prepare(data_dir, server_url)
     pki = PkiPaths(data_dir.pki)
     config = ControlPlaneConfig(
-        database=data_dir.database, encryption_config=data_dir.encryption_config,
+        database=data_dir.database, encryption_config=data_dir.encryption_config, pki_dir=data_dir.pki,
         serving=ServingCerts(str(pki.cert("apiserver")), str(pki.key("apiserver")), str(pki.cert("ca"))),
         host=args.host, port=args.port)
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         serve(config, report=_step, on_listening=ready)
-    except EncryptionConfigError as exc:
+    except (EncryptionConfigError, PkiError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot start the API server: {exc.strerror or exc}") from None

@@ -4,9 +4,14 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 
 from tests.integration.certs import issue_client, load_ca, make_ca
 
@@ -96,3 +101,21 @@ def test_tls_policy_only_ecdhe_aead_on_tls12_or_newer(cluster):
     assert not _handshake(cluster, tls12_cbc)
     # TLS 1.1 and older: the server context's minimum is checked in tests/unit/apiserver/test_tls.py
     # (this machine's OpenSSL client no longer offers them, so a handshake here could not fail).
+
+
+def test_revoked_certificate_is_refused_even_on_an_open_connection(cluster, tmp_path):
+    crt, key = issue_client(tmp_path, "frank", load_ca(cluster.pki), "frank", ("securekube:cluster-admins",))
+    serial = x509.load_pem_x509_certificate(Path(crt).read_bytes()).serial_number
+    with cluster.client(cert=(crt, key)) as frank:
+        assert frank.get("/api/v1/namespaces").status_code == 200
+        result = subprocess.run([sys.executable, "-m", "securekube.cli.main", "pki", "revoke", "--dir", str(cluster.pki),
+                                 hex(serial)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "revoked" in result.stdout, result.stderr
+        deadline = time.monotonic() + 15
+        status = 200
+        while status == 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            status = frank.get("/api/v1/namespaces").status_code  # same keep-alive connection
+        assert status == 401
+    with cluster.client() as admin:
+        assert admin.get("/api/v1/namespaces").status_code == 200
