@@ -30,7 +30,7 @@ from pathlib import Path
 from loadgen import LoadFailed, LoadResult, Window, Workload, client_context, run_load
 from report import (Comparison, Scenario, check_targets, compare, machine_lines, results_section, source_revision,
                     write_document)
-from servers import ClientFiles, ServerFailed, ServerProcess, ServerSpec, start_server
+from servers import DEFAULT_LAUNCHER, ClientFiles, ServerFailed, ServerProcess, ServerSpec, start_server
 
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "default"
@@ -161,6 +161,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="measured seconds per run (default 2.5, quick 0.5)")
     parser.add_argument("--clients", help="comma-separated client counts (default 1,16,64)")
     parser.add_argument("--load-processes", type=int, help="load generator processes per run (default 2)")
+    parser.add_argument("--server-script", type=Path,
+                        help="run this Python script instead of the securekube CLI for both servers (it takes the "
+                             "same arguments); for measuring an experimental change side by side")
     parser.add_argument("--keep-data", action="store_true", help="keep the servers' data directories (printed)")
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1 or args.seconds is not None and args.seconds <= 0:
@@ -194,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     schedule = schedule_from(args)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    launcher = (str(args.server_script.resolve()),) if args.server_script else DEFAULT_LAUNCHER
     data_root = Path(tempfile.mkdtemp(prefix="securekube-bench-"))
     servers: dict[str, ServerProcess] = {}
     problems: list[str] = []
@@ -201,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tls = ""
     try:
         for spec in SERVERS:
-            servers[spec.label] = start_server(spec, data_root / spec.label)
+            servers[spec.label] = start_server(spec, data_root / spec.label, launcher)
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         for server in servers.values():
             server.wait_ready(deadline)
@@ -230,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                f"split over up to {schedule.load_processes} processes)")
     section = results_section(comparisons, check_targets(comparisons), command=_command(argv), started=started,
                               revision=source_revision(REPO), machine=machine_lines(data_root.parent),
-                              settings=schedule.describe(), loadgen=loadgen)
+                              settings=schedule.describe(), loadgen=loadgen,
+                              server=" ".join(["python", *launcher, "up"]))
     print(section)
     if args.out is not None:
         write_document(args.out, section)

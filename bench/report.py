@@ -247,7 +247,8 @@ def machine_lines(data_root: Path) -> list[str]:
 
 # -- the document -------------------------------------------------------------------------------
 def results_section(comparisons: Sequence[Comparison], checks: Sequence[TargetCheck], *, command: str,
-                    started: str, revision: str, machine: Sequence[str], settings: str, loadgen: str) -> str:
+                    started: str, revision: str, machine: Sequence[str], settings: str, loadgen: str,
+                    server: str) -> str:
     notes = []
     reconnects = [(c, label, s) for c in comparisons for label, s in (("on", c.on), ("off", c.off)) if s.reconnects]
     if reconnects:
@@ -258,7 +259,7 @@ def results_section(comparisons: Sequence[Comparison], checks: Sequence[TargetCh
     return "\n".join([
         "### Results", "",
         f"Command: `{command}` — started {started}, source `{revision}`.", "",
-        *machine, f"- load generator: {loadgen}", f"- schedule: {settings}", "",
+        *machine, f"- servers: `{server}`", f"- load generator: {loadgen}", f"- schedule: {settings}", "",
         "req/s counts 2xx responses only; latencies are from writing the request to reading the whole "
         "response; each figure is the median over rounds (min–max of req/s in brackets); ratios are the "
         "median of per-round on/off ratios. Config maps are stored unencrypted by both servers, so their "

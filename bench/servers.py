@@ -149,13 +149,20 @@ def _write_identity_config(data_dir: Path) -> None:
         config.write(IDENTITY_ONLY_CONFIG)
 
 
-def start_server(spec: ServerSpec, data_dir: Path) -> ServerProcess:
-    """Starts `securekube up` on a free loopback port; call `wait_ready` before sending requests."""
+DEFAULT_LAUNCHER = ("-m", "securekube.cli.main")
+
+
+def start_server(spec: ServerSpec, data_dir: Path, launcher: tuple[str, ...] = DEFAULT_LAUNCHER) -> ServerProcess:
+    """Starts `securekube up` on a free loopback port; call `wait_ready` before sending requests.
+
+    `launcher` is what follows the Python interpreter on the command line: the securekube CLI by
+    default, or a script taking the same arguments (to measure an experimental change side by side).
+    """
     data_dir.mkdir(mode=0o700)
     if not spec.encrypt_secrets:
         _write_identity_config(data_dir)
     port = free_loopback_port()
-    command = [sys.executable, "-m", "securekube.cli.main", "up", "--data-dir", str(data_dir), "--port", str(port)]
+    command = [sys.executable, *launcher, "up", "--data-dir", str(data_dir), "--port", str(port)]
     with open(data_dir / "server.log", "wb") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     return ServerProcess(spec, data_dir, port, process)

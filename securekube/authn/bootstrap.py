@@ -150,10 +150,7 @@ def _parse_rfc3339(value: str) -> dt.datetime | None:
 
 def _bearer_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), else None."""
-    if not authorization:
+    parts = authorization.split() if authorization else []
+    if len(parts) != 2 or parts[0].lower() != "bearer":
         return None
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
-        return None
-    return token
+    return parts[1]

@@ -52,7 +52,9 @@ MAX_TOKEN_LENGTH = 16 * 1024
 
 BOUND_KINDS = ("Pod", "Secret", "Node")
 _CLAIM_FOR_KIND = {"Pod": "pod", "Secret": "secret", "Node": "node"}
-_JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# The signature may be empty so that an unsigned (`alg: none`) token claiming our issuer is
+# recognised, and refused with a reason, rather than passed over.
+_JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 PublicKey = ec.EllipticCurvePublicKey
 PrivateKey = ec.EllipticCurvePrivateKey
@@ -383,13 +385,10 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
 
 def _bearer_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), else None."""
-    if not authorization:
+    parts = authorization.split() if authorization else []
+    if len(parts) != 2 or parts[0].lower() != "bearer":
         return None
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
-        return None
-    return token
+    return parts[1]
 
 
 def _b64url_decode(segment: str) -> bytes | None:

@@ -168,6 +168,10 @@ class Strategy:
         """True when deletion must wait for an agent (a pod on a node waits for its kubelet)."""
         return False
 
+    def default_grace_period(self, obj: dict) -> int:
+        """Seconds an agent gets to stop a graceful object when the delete request names none."""
+        return 0
+
     def on_delete_requested(self, obj: dict) -> None:
         """Marks the object as being deleted (e.g. a namespace becomes Terminating)."""
 

@@ -130,10 +130,15 @@ class Store:
             raise errors.invalid(self.type.kind, name, [errors.Cause("FieldValueInvalid", "Invalid value: the object has fields of the wrong type", "")], self.type.group) from None
 
     def _validate(self, obj: dict, old: dict | None) -> None:
-        causes = validate_metadata(obj, self.type.namespaced, self.strategy.name_check)
-        causes += self.strategy.validate(obj)
-        if old is not None:
-            causes += self.strategy.validate_update(obj, old)
+        try:
+            causes = validate_metadata(obj, self.type.namespaced, self.strategy.name_check)
+            causes += self.strategy.validate(obj)
+            if old is not None:
+                causes += self.strategy.validate_update(obj, old)
+        except (TypeError, AttributeError, ValueError, KeyError):
+            # A field of the wrong type that a kind's rules did not anticipate: still the client's
+            # mistake (422), and the message names no value, since it could be a secret.
+            causes = [errors.Cause("FieldValueTypeInvalid", "Invalid value: the object has fields of the wrong type", "")]
         if causes:
             name = (obj.get("metadata") or {}).get("name") or (obj.get("metadata") or {}).get("generateName", "")
             raise errors.invalid(self.type.kind, name, causes, self.type.group)
@@ -188,6 +193,9 @@ class Store:
         else:
             meta.pop("namespace", None)
         if not meta.get("name") and meta.get("generateName"):
+            if not isinstance(meta["generateName"], str):
+                raise errors.invalid(self.type.kind, "", [errors.Cause(
+                    "FieldValueTypeInvalid", "Invalid value: must be a string", "metadata.generateName")], self.type.group)
             meta["name"] = meta["generateName"] + "".join(pysecrets.choice(_NAME_ALPHABET) for _ in range(5))
         for system_field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(system_field, None)
@@ -196,9 +204,11 @@ class Store:
         self.strategy.prepare_create(obj)
         self._default(obj)
         self._validate(obj, None)
-        if dry_run:
-            return obj
         key = self._key(namespace, meta["name"])
+        if dry_run:
+            if self.storage.get(key) is not None:  # a dry run answers what the real create would
+                raise errors.already_exists(self.type.plural, meta["name"], self.type.group)
+            return obj
         try:
             kv = self.storage.create(key, self._encode(obj, key))
         except st.KeyExistsError:
@@ -271,18 +281,21 @@ class Store:
         self.strategy.prepare_update(new, old, subresource)
         self._default(new)
         if old_meta.get("deletionTimestamp"):
-            added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
+            old_finalizers = set(old_meta.get("finalizers") or [])
+            added = [f for f in meta.get("finalizers") or [] if f not in old_finalizers]
             if added:
+                found = ", ".join(json.dumps(f) for f in added)
                 raise errors.invalid(self.type.kind, old_meta["name"], [errors.Cause(
-                    "FieldValueForbidden", "Forbidden: no new finalizers can be added if the object is being deleted",
-                    "metadata.finalizers")], self.type.group)
+                    "FieldValueForbidden", "Forbidden: no new finalizers can be added if the object is being deleted, "
+                    f"found new finalizers []string{{{found}}}", "metadata.finalizers")], self.type.group)
         self._validate(new, old)
         return new
 
     def _finalized(self, obj: dict) -> bool:
-        """True when an object that is being deleted has no finalizer left: it goes now."""
+        """True when an object being deleted has no finalizer left and no grace period to wait out: it goes now."""
         meta = obj["metadata"]
-        return bool(meta.get("deletionTimestamp")) and not self.strategy.pending_finalizers(obj)
+        return (bool(meta.get("deletionTimestamp")) and not self.strategy.pending_finalizers(obj)
+                and not meta.get("deletionGracePeriodSeconds"))
 
     def _remove(self, key: str, kv: st.KeyValue, obj: dict) -> dict:
         try:
@@ -321,7 +334,8 @@ class Store:
             if meta.get("deletionTimestamp"):
                 return obj, False  # already being deleted: nothing changes
             meta["deletionTimestamp"] = now_rfc3339(self.clock)
-            meta["deletionGracePeriodSeconds"] = 0
+            meta["deletionGracePeriodSeconds"] = (
+                (grace_period if grace_period is not None else self.strategy.default_grace_period(obj)) if graceful else 0)
             self.strategy.on_delete_requested(obj)
             if dry_run:
                 return obj, False

@@ -48,6 +48,8 @@ class ConfigMapStrategy(Strategy):
 
     def validate(self, obj: dict) -> list[Cause]:
         causes = validate_data_keys("data", obj.get("data")) + validate_data_keys("binaryData", obj.get("binaryData"))
+        if causes and any(c.reason == "FieldValueTypeInvalid" for c in causes):
+            return causes  # the checks below need objects
         causes += v.string_map("data", obj.get("data"))
         for key, value in (obj.get("binaryData") or {}).items() if isinstance(obj.get("binaryData"), dict) else ():
             try:

@@ -21,8 +21,14 @@ class NamespaceStrategy(Strategy):
         # Upstream sets this immutable label so selectors can match namespaces by name.
         if obj["metadata"].get("name"):
             labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("finalizers", ["kubernetes"])
+
+    def prepare_create(self, obj: dict) -> None:
+        super().prepare_create(obj)
+        # Always, whatever the client sent: without it a deleted namespace would go before its content.
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        given = spec.get("finalizers") if isinstance(spec.get("finalizers"), list) else []
+        spec["finalizers"] = ["kubernetes"] + [f for f in given if f != "kubernetes"]
+        obj["spec"] = spec
 
     def initial_status(self, obj: dict) -> None:
         obj["status"] = {"phase": "Active"}

@@ -53,7 +53,7 @@ def _default_container(c: dict) -> None:
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     c.setdefault("resources", {})
-    for port in c.get("ports") or []:
+    for port in c.get("ports") if isinstance(c.get("ports"), list) else []:
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
 
@@ -79,6 +79,11 @@ def _validate_container(field: str, c: object, seen: set[str]) -> list[Cause]:
             causes.append(v.type_error(f"{field}.{key}", value, "a list of strings"))
     if c.get("imagePullPolicy") not in PULL_POLICIES:
         causes.append(v.unsupported(f"{field}.imagePullPolicy", c.get("imagePullPolicy"), PULL_POLICIES))
+    for key in ("env", "ports", "volumeMounts", "envFrom"):
+        if c.get(key) is not None and not isinstance(c.get(key), list):
+            causes.append(v.type_error(f"{field}.{key}", c.get(key), "a list"))
+    if causes:
+        return causes
     for i, env in enumerate(c.get("env") or []):
         if not isinstance(env, dict) or not env.get("name"):
             causes.append(v.required(f"{field}.env[{i}].name"))
@@ -134,6 +139,10 @@ class PodStrategy(Strategy):
     def graceful(self, obj: dict) -> bool:
         # A pod bound to a node is gone only once its kubelet has stopped it.
         return bool((obj.get("spec") or {}).get("nodeName"))
+
+    def default_grace_period(self, obj: dict) -> int:
+        grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
+        return grace if isinstance(grace, int) and not isinstance(grace, bool) else 30
 
     def initial_status(self, obj: dict) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}

@@ -9,6 +9,7 @@ from securekube.api.errors import Cause
 from securekube.registry.kinds.configmaps import MAX_SIZE, validate_data_keys, validate_immutable
 from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
 
+REDACTED = '"<secret contents redacted>"'
 # type -> keys upstream requires in data
 REQUIRED_KEYS = {
     "kubernetes.io/tls": ("tls.crt", "tls.key"),
@@ -29,8 +30,9 @@ class SecretStrategy(Strategy):
 
     def default(self, obj: dict) -> None:
         obj.setdefault("type", "Opaque")
-        string_data = obj.pop("stringData", None)
-        if isinstance(string_data, dict):
+        string_data = obj.get("stringData")
+        if isinstance(string_data, dict) and isinstance(obj.get("data", {}), (dict, type(None))):
+            obj.pop("stringData")
             data = obj.setdefault("data", {}) or {}
             obj["data"] = data
             for key, value in string_data.items():
@@ -42,16 +44,23 @@ class SecretStrategy(Strategy):
 
     def validate(self, obj: dict) -> list[Cause]:
         data = obj.get("data")
+        # Type errors here must never quote the value: it is a secret.
+        for field in ("data", "stringData"):
+            value = obj.get(field)
+            if value is not None and not isinstance(value, dict):
+                return [Cause("FieldValueTypeInvalid", f"Invalid value: {REDACTED}: must be an object", field)]
+        bad = [k for k, val in (obj.get("stringData") or {}).items() if not isinstance(val, str)]
+        if bad:
+            return [Cause("FieldValueTypeInvalid", f"Invalid value: {REDACTED}: must be a string", f"stringData[{k}]")
+                    for k in bad]
         causes = validate_data_keys("data", data)
-        if "stringData" in obj:
-            causes += v.string_map("stringData", obj["stringData"])
         size = 0
         for key, value in (data or {}).items() if isinstance(data, dict) else ():
             try:
                 size += len(base64.b64decode(value, validate=True))
             except (binascii.Error, TypeError, ValueError):
                 # Never echo the value: it is a secret.
-                causes.append(v.Cause("FieldValueInvalid", "Invalid value: \"<secret contents redacted>\": must be base64-encoded", f"data[{key}]"))
+                causes.append(Cause("FieldValueInvalid", f"Invalid value: {REDACTED}: must be base64-encoded", f"data[{key}]"))
         if size > MAX_SIZE:
             causes.append(Cause("FieldValueTooLong", f"Too long: must have at most {MAX_SIZE} bytes", "data"))
         causes += v.typed("type", obj.get("type"), str, "a string")

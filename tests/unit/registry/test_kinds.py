@@ -494,10 +494,6 @@ def test_service_accounts_are_plain_namespaced_objects(make_store: MakeStore) ->
 # -- found while reviewing: bugs the registry still has -----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="registry bug: a namespace created with spec.finalizers [] (or null) never gets "
-                                       "the 'kubernetes' finalizer, so deleting it removes it at once and leaves its "
-                                       "content (secrets, role bindings) for the next namespace of that name; "
-                                       "upstream's PrepareForCreate always adds the finalizer")
 @pytest.mark.parametrize("finalizers", [[], None, ["example.com/other"]])
 def test_a_new_namespace_always_gets_the_kubernetes_finalizer(make_store: MakeStore, finalizers: object) -> None:
     namespaces = make_store(NamespaceStrategy)
@@ -507,8 +503,6 @@ def test_a_new_namespace_always_gets_the_kubernetes_finalizer(make_store: MakeSt
     assert not gone
 
 
-@pytest.mark.xfail(strict=True, reason="registry bug: a secret's stringData that is not an object is silently "
-                                       "dropped and the secret is created without it")
 @pytest.mark.parametrize("string_data", ["password=hunter2", ["hunter2"]])
 def test_string_data_that_is_not_an_object_is_refused(make_store: MakeStore, storage: SqliteStorage,
                                                       string_data: object) -> None:
@@ -519,8 +513,6 @@ def test_string_data_that_is_not_an_object_is_refused(make_store: MakeStore, sto
     assert storage.current_revision() == before
 
 
-@pytest.mark.xfail(strict=True, reason="registry bug: validation crashes (TypeError/AttributeError, a 500) on these "
-                                       "wrongly-typed fields instead of answering 422")
 @pytest.mark.parametrize(("strategy", "body"), [
     (ConfigMapStrategy, {"metadata": {"name": "c"}, "data": "key=value"}),
     (ConfigMapStrategy, {"metadata": {"name": "c"}, "data": ["key=value"]}),

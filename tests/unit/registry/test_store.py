@@ -145,8 +145,6 @@ def test_dry_run_create_returns_the_object_and_stores_nothing(configmaps: Store,
     assert api_error(lambda: configmaps.get("ns", "settings")).code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="registry bug: a dry-run create does not check that the name is free "
-                                       "(upstream's dry run answers 409 AlreadyExists like the real create)")
 def test_dry_run_create_of_an_existing_name_is_409(configmaps: Store) -> None:
     configmaps.create("ns", configmap())
     error = api_error(lambda: configmaps.create("ns", configmap(), dry_run=True))
@@ -377,8 +375,6 @@ def test_no_finalizer_can_be_added_while_deleting(configmaps: Store) -> None:
     assert configmaps.get("ns", "settings")["metadata"]["finalizers"] == ["example.com/a"]
 
 
-@pytest.mark.xfail(strict=True, reason="registry message differs from upstream's ValidateNoNewFinalizers "
-                                       "(it does not name the new finalizers)")
 def test_no_new_finalizers_message_is_upstreams(configmaps: Store) -> None:
     body = configmap()
     body["metadata"]["finalizers"] = ["example.com/a"]
@@ -407,9 +403,6 @@ def test_a_pod_on_a_node_waits_for_its_kubelet_unless_forced(now_text: str, pods
     assert api_error(lambda: pods.get("ns", "web")).code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="registry bug: graceful deletion always records deletionGracePeriodSeconds=0; "
-                                       "upstream records the grace period (the request's, else the pod's "
-                                       "terminationGracePeriodSeconds)")
 def test_graceful_pod_deletion_records_the_grace_period(pods: Store) -> None:
     pods.create("ns", pod("default-grace", nodeName="node-1"))
     pods.create("ns", pod("short-grace", nodeName="node-1"))
@@ -417,9 +410,6 @@ def test_graceful_pod_deletion_records_the_grace_period(pods: Store) -> None:
     assert pods.delete("ns", "short-grace", grace_period=5)[0]["metadata"]["deletionGracePeriodSeconds"] == 5
 
 
-@pytest.mark.xfail(strict=True, reason="registry bug: any update of a terminating pod without finalizers removes it "
-                                       "(the kubelet's status report during graceful shutdown deletes the pod); "
-                                       "upstream deletes on update only when the grace period is 0")
 def test_a_status_update_during_graceful_deletion_keeps_the_pod(pods: Store) -> None:
     pods.create("ns", pod(nodeName="node-1"))
     pods.delete("ns", "web")
@@ -660,16 +650,12 @@ def test_secret_data_that_is_not_base64_is_422_without_echoing_the_value(secrets
     assert storage.current_revision() == before
 
 
-@pytest.mark.xfail(strict=True, reason="registry bug: a non-string stringData value (e.g. YAML `pin: 12345678`) is "
-                                       "echoed in the 422 message, leaking the secret into responses and audit logs")
 def test_a_non_string_string_data_value_is_not_echoed(secrets: Store) -> None:
     error = api_error(lambda: secrets.create("ns", {"metadata": {"name": "db"}, "stringData": {"pin": 12345678}}))
     assert error.code == 422
     assert "12345678" not in json.dumps(error.status())
 
 
-@pytest.mark.xfail(strict=True, reason="registry bug: secret `data` that is not an object is echoed whole in the "
-                                       "422 message, leaking the secret into responses and audit logs")
 @pytest.mark.parametrize("data", ["hunter2-the-password", ["hunter2-the-password"]])
 def test_secret_data_of_the_wrong_type_is_not_echoed(secrets: Store, data: object) -> None:
     error = api_error(lambda: secrets.create("ns", {"metadata": {"name": "db"}, "data": data}))
