@@ -77,7 +77,7 @@ def test_init_inspect_rotate_breakglass_never_print_keys(tmp_path: Path, capsys)
     assert "(existing, kept)" in outputs[1].out
     assert re.search(r"^apiserver .*node1\.example", inspect_out, re.M)
     assert re.search(
-        r"^admin +CN=securekube-admin,O=securekube:cluster-admins +CN=securekube-ca",
+        r"^admin +[0-9a-f:]+ +CN=securekube-admin,O=securekube:cluster-admins +CN=securekube-ca",
         inspect_out,
         re.M,
     )
