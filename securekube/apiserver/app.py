@@ -66,7 +66,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True) -> FastAPI:
+def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True, oidc: Any = None) -> FastAPI:
     """The application; the caller wraps it in the handler chain (see chain.py)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     catalog = handlers.registry.catalog
@@ -128,6 +128,15 @@ def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True) -> Fast
     async def group_version(group: str, version: str) -> Response:
         doc = discovery.api_resource_list(catalog, group, version)
         return json_or_404(doc)
+
+    if oidc is not None:
+        @app.get("/.well-known/openid-configuration")
+        async def openid_configuration() -> Response:
+            return JSONResponse(oidc.openid_configuration())
+
+        @app.get("/openid/v1/jwks")
+        async def openid_jwks() -> Response:
+            return Response(encode(oidc.jwks()), media_type="application/jwk-set+json")
 
     @app.get("/openapi/v3")
     async def openapi_root() -> Response:

@@ -20,12 +20,17 @@ from securekube.apiserver.app import create_app
 from securekube.apiserver.chain import build_handler_chain
 from securekube.apiserver.encryption import ReloadingEncryption
 from securekube.apiserver.handlers import ResourceHandlers
+from securekube.apiserver.rbac_writes import RbacWriteGuard
 from securekube.apiserver.reviews import Reviews
+from securekube.apiserver.serviceaccounts import ServiceAccountTokens
 from securekube.apiserver.tls import CertReloader, ServingCerts, TLSExtensionProtocol, server_context
 from securekube.authn.union import UnionAuthenticator
 from securekube.authn.x509 import X509Authenticator
+from securekube.authn.interfaces import UserInfo
 from securekube.authz.bootstrap_policy import bootstrap_objects
+from securekube.authz.node import InvalidPod, NodeAuthorizer
 from securekube.authz.rbac import RBACAuthorizer
+from securekube.authz.rules_review import self_subject_rules
 from securekube.authz.union import UnionAuthorizer
 from securekube.controllers.namespace import NamespaceController
 from securekube.pki.certs import load_certificate
@@ -68,12 +73,20 @@ class ControlPlane:
         self._rbac_informers = {kind: Informer(self.registry.store_for_kind("rbac.authorization.k8s.io", kind),
                                                self._rbac_event(kind)) for kind in RBAC_KINDS}
         self.namespace_controller = NamespaceController(self.registry)
-        authorizer = UnionAuthorizer(self.rbac)
-        reviews = Reviews(authorizer, token_authenticator=None, rules_for=None)
-        handlers = ResourceHandlers(self.registry, reviews, after_write=self._after_write)
-        self.app = build_handler_chain(create_app(handlers, ready=self.ready),
-                                       authenticator=UnionAuthenticator(X509Authenticator(lambda: self.revocations.serials)),
-                                       authorizer=authorizer)
+        self.tokens = ServiceAccountTokens(self.registry, pki,
+                                           jwks_uri=f"https://{config.host}:{config.port}/openid/v1/jwks")
+        self.nodes = NodeAuthorizer()
+        self._pod_informer = Informer(self.registry.store_for_kind("", "Pod"), self._pod_event, name="node-graph")
+        # Order as upstream: Node, then RBAC; the first ALLOW or DENY decides, all abstaining is a deny.
+        authorizer = UnionAuthorizer(self.nodes, self.rbac)
+        reviews = Reviews(authorizer, self.tokens, rules_for=self._rules_review)
+        handlers = ResourceHandlers(self.registry, reviews, after_write=self._after_write,
+                                    creators={("", "serviceaccounts", "token"): self.tokens.request},
+                                    guard=RbacWriteGuard(self.registry, self.rbac, authorizer))
+        authenticator = UnionAuthenticator(X509Authenticator(lambda: self.revocations.serials),
+                                           self.tokens.authenticator())
+        self.app = build_handler_chain(create_app(handlers, ready=self.ready, oidc=self.tokens),
+                                       authenticator=authenticator, authorizer=authorizer)
         self._stopping = threading.Event()
 
     # -- caches -----------------------------------------------------------------------------
@@ -89,14 +102,33 @@ class ControlPlane:
                 self.rbac.apply(kind, obj)
         return apply
 
+    def _pod_event(self, event_type: str, obj: dict) -> None:
+        """Keeps the Node authorizer's graph (which node may read what) in step with the pods."""
+        if event_type == "DELETED":
+            self.nodes.remove_pod(obj["metadata"]["namespace"], obj["metadata"]["name"])
+            return
+        for pod in obj["items"] if event_type == "SYNC" else [obj]:
+            try:
+                self.nodes.apply_pod(pod)
+            except InvalidPod as exc:  # the graph then grants nothing for it: fail closed
+                log.warning("pod %s/%s left out of the node graph: %s", pod["metadata"].get("namespace"),
+                            pod["metadata"].get("name"), exc)
+
+    def _rules_review(self, user: UserInfo, namespace: str) -> dict:
+        reasons = [r for r in (self.nodes.rule_resolution_error(user),) if r]
+        return self_subject_rules(self.rbac, user, namespace, incomplete_reasons=reasons)
+
     def _after_write(self, store: Store, revision: int) -> None:
-        """A write to an RBAC object returns only once authorization sees it (read-your-writes)."""
-        informer = self._rbac_informers.get(store.type.kind) if store.type.group == "rbac.authorization.k8s.io" else None
+        """A write that authorization depends on returns only once authorization sees it (read-your-writes)."""
+        informer = next((i for i in self._informers() if i.store is store), None)
         if informer is not None and not informer.wait_for(revision, CACHE_CATCH_UP_SECONDS):
-            log.warning("RBAC cache is behind revision %s", revision)
+            log.warning("authorization cache for %s is behind revision %s", store.type.plural, revision)
+
+    def _informers(self) -> list[Informer]:
+        return [*self._rbac_informers.values(), self._pod_informer]
 
     def ready(self) -> bool:
-        return all(i.synced for i in self._rbac_informers.values())
+        return all(i.synced for i in self._informers())
 
     # -- life cycle -------------------------------------------------------------------------
     def bootstrap(self) -> None:
@@ -117,12 +149,12 @@ class ControlPlane:
                 raise
 
     def start(self) -> None:
-        for informer in self._rbac_informers.values():
+        for informer in self._informers():
             informer.start()
         self.namespace_controller.start()
-        for informer in self._rbac_informers.values():
+        for informer in self._informers():
             if not informer.wait_synced(30):
-                raise RuntimeError("the RBAC cache did not sync; refusing to serve")
+                raise RuntimeError("the authorization caches did not sync; refusing to serve")
 
     def watch_files(self, reloaders: list[Any]) -> None:
         """Polls certificate and encryption-config files for changes in a background thread."""
@@ -149,7 +181,7 @@ class ControlPlane:
     def close(self) -> None:
         self._stopping.set()
         self.namespace_controller.stop()
-        for informer in self._rbac_informers.values():
+        for informer in self._informers():
             informer.stop()
         self.storage.close()
 

@@ -22,6 +22,12 @@ from securekube.registry.resource import ResourceType
 from securekube.registry.store import ListOptions, Store
 
 
+# (namespace, name, decoded body, requesting user) -> the created object, e.g. a TokenRequest.
+SubresourceCreator = Callable[[str, str, Any, UserInfo], dict]
+# (store, namespace, new object, stored object or None, user): raises ApiError to refuse a write.
+WriteGuard = Callable[[Store, str, dict, "dict | None", UserInfo], None]
+
+
 @dataclass
 class Reply:
     status: int
@@ -73,9 +79,15 @@ class ResourceHandlers:
     """Serves every kind in the registry; `after_write(revision)` lets caches catch up before replying."""
 
     def __init__(self, registry: Registry, reviews: Reviews,
-                 after_write: Callable[[Store, int], None] = lambda s, r: None) -> None:
+                 after_write: Callable[[Store, int], None] = lambda s, r: None,
+                 creators: Mapping[tuple[str, str, str], SubresourceCreator] | None = None,
+                 guard: WriteGuard = lambda store, ns, obj, old, user: None) -> None:
+        """`creators` serve subresources that create something, by (group, resource, subresource);
+        `guard` sees every object about to be written (with the stored one on updates) and may refuse it."""
         self.registry = registry
+        self._guard = guard
         self._reviews = reviews
+        self._creators = dict(creators or {})
         self._after_write = after_write
 
     def store_for(self, info: RequestInfo) -> Store:
@@ -93,6 +105,11 @@ class ResourceHandlers:
             return self._review(virtual, req)
         store = self.store_for(info)
         namespace = info.namespace if store.type.namespaced else ""
+        creator = self._creators.get((info.api_group, info.resource, info.subresource))
+        if creator is not None:
+            if info.verb != "create":
+                raise errors.method_not_allowed()
+            return Reply(201, creator(namespace, info.name, decode_body(req.body, req.content_type), req.user))
         verb = getattr(self, f"_{info.verb}", None)
         if verb is None:
             raise errors.method_not_allowed()
@@ -162,6 +179,7 @@ class ResourceHandlers:
         obj, warnings = self._check_fields(store, req, self._object_body(store, namespace, req))
         if store.type.namespaced:
             self.registry.check_namespace_accepts_content(namespace)
+        self._guard(store, namespace, obj, None, req.user)
         created = store.create(namespace, obj, dry_run=_dry_run(req.query))
         self._written(store, created)
         return Reply(201, created, warnings)
@@ -169,7 +187,8 @@ class ResourceHandlers:
     def _update(self, store: Store, namespace: str, req: Request) -> Reply:
         obj, warnings = self._check_fields(store, req, self._object_body(store, namespace, req))
         updated = store.update(namespace, req.info.name, obj, subresource=req.info.subresource,
-                               dry_run=_dry_run(req.query))
+                               dry_run=_dry_run(req.query),
+                               check=lambda current: self._guard(store, namespace, obj, current, req.user))
         self._written(store, updated)
         return Reply(200, updated, warnings)
 
@@ -191,6 +210,7 @@ class ResourceHandlers:
             patched = apply(current, patch)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patched object is not an object")
+            self._guard(store, namespace, patched, current, req.user)
             return patched
 
         updated = store.guaranteed_update(namespace, req.info.name, mutate, subresource=req.info.subresource,

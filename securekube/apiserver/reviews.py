@@ -7,13 +7,23 @@ authorizer the request path uses, so the answer is the decision a real request w
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from securekube.api import errors
 from securekube.api.errors import Cause
 from securekube.authn.interfaces import AuthenticationError, Authenticator, Credentials, UserInfo
 from securekube.authz.interfaces import Attributes, Authorizer, Verdict
 from securekube.registry.resource import ResourceType
+
+
+class TokenAuthentication(Protocol):
+    """What a TokenReview needs from the token authenticators (see apiserver/serviceaccounts.py)."""
+
+    api_audiences: tuple[str, ...]
+
+    def authenticator(self, audiences: tuple[str, ...] | None = None) -> Authenticator: ...
+
+    def token_audiences(self, token: str, requested: tuple[str, ...]) -> list[str]: ...
 
 
 def user_info_dict(user: UserInfo) -> dict[str, Any]:
@@ -48,10 +58,10 @@ def attributes_from_spec(t: ResourceType, spec: dict, user: UserInfo) -> Attribu
 
 
 class Reviews:
-    def __init__(self, authorizer: Authorizer, token_authenticator: Authenticator | None,
+    def __init__(self, authorizer: Authorizer, tokens: TokenAuthentication | None,
                  rules_for: Callable[[UserInfo, str], dict] | None) -> None:
         self._authorizer = authorizer
-        self._tokens = token_authenticator
+        self._tokens = tokens
         self._rules_for = rules_for
 
     def create(self, t: ResourceType, namespace: str, body: Any, user: UserInfo) -> dict:
@@ -108,11 +118,15 @@ class Reviews:
             raise _invalid(t, "spec.token", 'Invalid value: "": token is required')
         if self._tokens is None:
             return {"authenticated": False, "error": "no token authenticator is configured"}
+        requested = spec.get("audiences") or []
+        if not isinstance(requested, list) or not all(isinstance(a, str) for a in requested):
+            raise _invalid(t, "spec.audiences", "Invalid value: must be a list of strings")
         try:
-            user = self._tokens.authenticate(Credentials((), f"Bearer {token}"))
+            user = self._tokens.authenticator(tuple(requested) or None).authenticate(Credentials((), f"Bearer {token}"))
         except AuthenticationError:
+            user = None
+        if user is None:
             # Like upstream, the caller learns that the token is invalid, not why.
             return {"authenticated": False, "error": "invalid bearer token"}
-        if user is None:
-            return {"authenticated": False, "error": "invalid bearer token"}
-        return {"authenticated": True, "user": user_info_dict(user), "audiences": list(spec.get("audiences") or [])}
+        audiences = self._tokens.token_audiences(token, tuple(requested) or self._tokens.api_audiences)
+        return {"authenticated": True, "user": user_info_dict(user), "audiences": audiences}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -49,6 +50,8 @@ MAX_EXPIRATION_SECONDS = 48 * 3600  # securekube's --service-account-max-token-e
 MAX_LEEWAY_SECONDS = 60  # upstream's clock-skew allowance (go-jose DefaultLeeway)
 # Our tokens are about 1 KiB; anything far larger is not ours and is not worth parsing.
 MAX_TOKEN_LENGTH = 16 * 1024
+# Tokens whose signature check is remembered (about 3 KiB each): one per pod or client in use.
+DEFAULT_VERIFIED_CACHE_SIZE = 4096
 
 BOUND_KINDS = ("Pod", "Secret", "Node")
 _CLAIM_FOR_KIND = {"Pod": "pod", "Secret": "secret", "Node": "node"}
@@ -103,7 +106,8 @@ _derive_key_id = key_id  # TokenIssuer's `key_id` parameter shadows the function
 
 def _require_p256(key: object, what: str, private: bool) -> None:
     wanted = ec.EllipticCurvePrivateKey if private else ec.EllipticCurvePublicKey
-    if not isinstance(key, wanted) or not isinstance(key.curve, ec.SECP256R1):
+    curve = getattr(key, "curve", None) if isinstance(key, wanted) else None
+    if not isinstance(curve, ec.SECP256R1):
         raise ValueError(f"{what} must be an ECDSA P-256 {'private' if private else 'public'} key")
 
 
@@ -204,6 +208,12 @@ class ServiceAccountTokenAuthenticator:
 
     Several verifying keys mean a key rotation in progress: tokens signed with any listed key
     verify, and dropping the old key from the list ends its grace period.
+
+    What can never change for a given token string and this instance's keys (the signature and
+    the shape, issuer and audience of its claims) is remembered for the last
+    `verified_cache_size` tokens that passed, because a client sends the same token on every
+    request and the ES256 check is most of the cost. Time windows and the existence of the
+    ServiceAccount and bound object are checked on every call. Refusals are never remembered.
     """
 
     def __init__(
@@ -214,6 +224,7 @@ class ServiceAccountTokenAuthenticator:
         lookup: ObjectLookup,
         clock: Clock = _utc_now,
         leeway_seconds: int = MAX_LEEWAY_SECONDS,
+        verified_cache_size: int = DEFAULT_VERIFIED_CACHE_SIZE,
     ) -> None:
         if not verifying_keys:
             raise ValueError("at least one verifying key is required")
@@ -232,22 +243,36 @@ class ServiceAccountTokenAuthenticator:
         self._clock = clock
         self._leeway = leeway_seconds
         self._es256 = ECAlgorithm(ECAlgorithm.SHA256)
+        if verified_cache_size < 0:
+            raise ValueError("verified_cache_size must not be negative")
+        # Per instance, so a new key set (a new authenticator) never sees an old verdict; only
+        # tokens that verified are stored (lru_cache does not keep exceptions), which bounds it
+        # to tokens we really issued.
+        self._verified = functools.lru_cache(maxsize=verified_cache_size)(self._verify)
 
     def authenticate(self, creds: Credentials) -> UserInfo | None:
         token = _bearer_token(creds.authorization)
         if token is None or len(token) > MAX_TOKEN_LENGTH or not _JWS_COMPACT.fullmatch(token):
             return None
+        unverified = _json_object(token.split(".")[1])
+        if unverified is None or unverified.get("iss") != self._issuer:
+            return None
+        verified = self._verified(token)
+        self._check_times(verified)
+        self._check_objects_still_exist(verified.subject)
+        return verified.subject.user_info()
+
+    def _verify(self, token: str) -> _VerifiedToken:
+        """The signature and every claim check that does not depend on the time or the cluster's objects."""
         header_b64, payload_b64, signature_b64 = token.split(".")
+        self._verify_signature(header_b64, payload_b64, signature_b64)
+        # Parsed again from the bytes just verified, so nothing unverified is carried over.
         claims = _json_object(payload_b64)
         if claims is None or claims.get("iss") != self._issuer:
-            return None
-        self._verify_signature(header_b64, payload_b64, signature_b64)
-        # Only claims covered by the signature are read from here on (the same bytes were verified).
+            raise AuthenticationError("serviceaccount: token claims are not a JSON object with our issuer")
         self._check_audience(claims)
-        self._check_times(claims)
-        subject = _Subject.from_claims(claims)
-        self._check_objects_still_exist(subject)
-        return subject.user_info()
+        exp, nbf, iat = (_numeric_date(claims, name) for name in ("exp", "nbf", "iat"))
+        return _VerifiedToken(exp, nbf, iat, _Subject.from_claims(claims))
 
     def _verify_signature(self, header_b64: str, payload_b64: str, signature_b64: str) -> None:
         header = _json_object(header_b64)
@@ -278,16 +303,15 @@ class ServiceAccountTokenAuthenticator:
                 f"serviceaccount: token audiences {sorted(token_audiences)[:8]} are not accepted by this server"
             )
 
-    def _check_times(self, claims: Mapping[str, Any]) -> None:
+    def _check_times(self, token: _VerifiedToken) -> None:
         now = self._clock().timestamp()
-        exp, nbf, iat = (_numeric_date(claims, name) for name in ("exp", "nbf", "iat"))
         # Same comparisons as upstream (go-jose with leeway): skew between API servers sharing
         # a key must not fail fresh tokens, and an expired token gets at most `leeway` more.
-        if now - self._leeway > exp:
+        if now - self._leeway > token.exp:
             raise AuthenticationError("serviceaccount: token has expired")
-        if now + self._leeway < nbf:
+        if now + self._leeway < token.nbf:
             raise AuthenticationError("serviceaccount: token is not valid yet (nbf is in the future)")
-        if now + self._leeway < iat:
+        if now + self._leeway < token.iat:
             raise AuthenticationError("serviceaccount: token was issued in the future (iat)")
 
     def _check_objects_still_exist(self, subject: _Subject) -> None:
@@ -360,6 +384,16 @@ class _Subject:
             groups=(ALL_SERVICE_ACCOUNTS_GROUP, NAMESPACE_GROUP_PREFIX + self.namespace),
             extra=extra,
         )
+
+
+@dataclass(frozen=True)
+class _VerifiedToken:
+    """A token whose signature and static claims passed; what is left to check on each use."""
+
+    exp: float
+    nbf: float
+    iat: float
+    subject: _Subject
 
 
 def _name_and_uid(private: Mapping[str, Any], claim: str) -> tuple[str, str]:

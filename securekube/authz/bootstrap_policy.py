@@ -65,6 +65,13 @@ _CLUSTER_ROLES: tuple[tuple[str, tuple[tuple[str, str], ...], tuple[_Rule, ...],
         ((("get",), None, ("/healthz", "/livez", "/readyz", "/version", "/version/")),),
         None,
     ),
+    (
+        "system:service-account-issuer-discovery",
+        (),
+        ((("get",), None, ("/.well-known/openid-configuration", "/.well-known/openid-configuration/",
+                           "/openid/v1/jwks", "/openid/v1/jwks/")),),
+        None,
+    ),
     ("admin", (), (), _AGGREGATE_TO_ADMIN),
     ("edit", ((_AGGREGATE_TO_ADMIN, "true"),), (), _AGGREGATE_TO_EDIT),
     ("view", ((_AGGREGATE_TO_EDIT, "true"),), (), _AGGREGATE_TO_VIEW),
@@ -162,6 +169,7 @@ _CLUSTER_ROLE_BINDINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("system:basic-user", "system:basic-user", ("system:authenticated",)),
     ("system:discovery", "system:discovery", ("system:authenticated",)),
     ("system:public-info-viewer", "system:public-info-viewer", ("system:authenticated", "system:unauthenticated")),
+    ("system:service-account-issuer-discovery", "system:service-account-issuer-discovery", ("system:serviceaccounts",)),
     (ADMIN_GROUP, "cluster-admin", (ADMIN_GROUP,)),
 )
 

@@ -350,10 +350,7 @@ def _granted_rules(
     resolved rules are the ones that count.
     """
     if role_kind == CLUSTER_ROLE and _has_aggregation(role):
-        # RBACAuthorizer has no public accessor for one role's resolved rules yet (requested);
-        # read its published snapshot, which is immutable and safe to read without its lock.
-        resolved = authorizer._snapshot.cluster_roles.get(role_name)
-        return None if resolved is None else [rule.to_dict() for rule in resolved.rules]
+        return authorizer.cluster_role_rules(role_name)
     return _list_field(role, "rules")
 
 

@@ -173,6 +173,11 @@ class RBACAuthorizer:
             return Decision(Verdict.NO_OPINION, f"RBAC: {errors}")
         return _NO_OPINION
 
+    def cluster_role_rules(self, name: str) -> list[dict[str, Any]] | None:
+        """A ClusterRole's effective rules (aggregation resolved), or None if it is unknown."""
+        resolved = self._snapshot.cluster_roles.get(name)
+        return None if resolved is None else [rule.to_dict() for rule in resolved.rules]
+
     def rules_for(self, user: UserInfo, namespace: str) -> list[dict[str, Any]]:
         """Every rule granted to `user` cluster-wide and, if `namespace` is set, in that namespace.
 

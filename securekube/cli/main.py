@@ -10,6 +10,7 @@ from securekube.cli import errors
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; each group module adds its own subcommands."""
     from securekube.cli import pki as pki_cmd
+    from securekube.cli import rbac as rbac_cmd
     from securekube.cli import secrets as secrets_cmd
     from securekube.cli import up as up_cmd
 
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     up_cmd.register(groups)
     pki_cmd.register(groups)
     secrets_cmd.register(groups)
+    rbac_cmd.register(groups)
     return parser
 
 

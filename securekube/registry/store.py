@@ -216,14 +216,22 @@ class Store:
         meta["resourceVersion"] = str(kv.mod_revision)
         return obj
 
-    def update(self, namespace: str, name: str, obj: dict, *, subresource: str = "", dry_run: bool = False) -> dict:
-        """A PUT: the body replaces the object; its resourceVersion, if set, must be current."""
+    def update(self, namespace: str, name: str, obj: dict, *, subresource: str = "", dry_run: bool = False,
+               check: Callable[[dict], None] = lambda current: None) -> dict:
+        """A PUT: the body replaces the object; its resourceVersion, if set, must be current.
+
+        `check(current)` runs against the stored object before the write and may refuse it.
+        """
         if not isinstance(obj.get("metadata"), dict):
             raise errors.bad_request("the object has no metadata")
         if obj["metadata"].get("name") != name:
             raise errors.bad_request(f"the name of the object ({obj['metadata'].get('name')}) does not match the name on the URL ({name})")
         wanted_rv = obj["metadata"].get("resourceVersion") or ""
-        return self.guaranteed_update(namespace, name, lambda _current: obj, subresource=subresource,
+        def replace(current: dict) -> dict:
+            check(current)
+            return obj
+
+        return self.guaranteed_update(namespace, name, replace, subresource=subresource,
                                       dry_run=dry_run, expected_rv=wanted_rv)
 
     def guaranteed_update(self, namespace: str, name: str, mutate: Callable[[dict], dict], *, subresource: str = "",

@@ -64,3 +64,77 @@ def test_subject_access_review_and_self_review(cluster, tmp_path):
         me = erin.post("/apis/authentication.k8s.io/v1/selfsubjectreviews",
                        json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).json()
         assert me["status"]["userInfo"] == {"username": "erin", "groups": ["system:authenticated"]}
+
+
+def test_can_i_list_shows_the_rules(cluster):
+    out = cluster.kubectl("auth", "can-i", "--list", "-n", "default").stdout
+    assert "selfsubjectaccessreviews.authorization.k8s.io" in out and "*.*" in out
+
+
+def _user(cluster, tmp_path, name: str, groups: tuple[str, ...] = ()):
+    return cluster.client(cert=issue_client(tmp_path, name, load_ca(cluster.pki), name, groups))
+
+
+def test_escalation_is_refused_and_nothing_is_stored(cluster, tmp_path):
+    cluster.kubectl("create", "namespace", "esc")
+    cluster.kubectl("-n", "esc", "create", "rolebinding", "gina-edit", "--clusterrole=edit", "--user=gina")
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "gina-admin"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+               "subjects": [{"kind": "User", "name": "gina", "apiGroup": "rbac.authorization.k8s.io"}]}
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "too-much"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"]},
+                      {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]}]}
+    with _user(cluster, tmp_path, "gina") as gina:
+        # edit may write ConfigMaps, but not grant itself cluster-admin or a role with more than it holds.
+        assert gina.post("/api/v1/namespaces/esc/configmaps",
+                         json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok"}}).status_code == 201
+        refused = gina.post(f"{RBAC}/namespaces/esc/rolebindings", json=binding)
+        assert refused.status_code == 403
+        refused = gina.post(f"{RBAC}/namespaces/esc/roles", json=role)
+        assert refused.status_code == 403
+    with cluster.client() as admin:
+        assert admin.get(f"{RBAC}/namespaces/esc/rolebindings/gina-admin").status_code == 404
+        assert admin.get(f"{RBAC}/namespaces/esc/roles/too-much").status_code == 404
+        # The admin holds every permission, so the same writes succeed for it.
+        assert admin.post(f"{RBAC}/namespaces/esc/roles", json=role).status_code == 201
+
+
+def test_role_writer_with_bind_may_bind_what_it_does_not_hold(cluster, tmp_path):
+    cluster.kubectl("create", "namespace", "bindns")
+    cluster.kubectl("-n", "bindns", "create", "role", "binder", "--verb=create,get",
+                    "--resource=rolebindings.rbac.authorization.k8s.io")
+    cluster.kubectl("-n", "bindns", "create", "rolebinding", "hank-binder", "--role=binder", "--user=hank")
+    with cluster.client() as admin:
+        grant = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "bind-view"},
+                 "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+                            "verbs": ["bind"], "resourceNames": ["view"]}]}
+        assert admin.post(f"{RBAC}/namespaces/bindns/roles", json=grant).status_code == 201
+    cluster.kubectl("-n", "bindns", "create", "rolebinding", "hank-bind-view", "--role=bind-view", "--user=hank")
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "ivy-view"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+               "subjects": [{"kind": "User", "name": "ivy", "apiGroup": "rbac.authorization.k8s.io"}]}
+    with _user(cluster, tmp_path, "hank") as hank:
+        assert hank.post(f"{RBAC}/namespaces/bindns/rolebindings", json=binding).status_code == 201
+        binding["metadata"]["name"], binding["roleRef"]["name"] = "ivy-edit", "edit"
+        assert hank.post(f"{RBAC}/namespaces/bindns/rolebindings", json=binding).status_code == 403
+
+
+def test_node_identity_reaches_only_its_own_pods_secrets(cluster, tmp_path):
+    cluster.kubectl("create", "namespace", "nodes")
+    for name in ("mine", "theirs"):
+        cluster.kubectl("-n", "nodes", "create", "secret", "generic", name, f"--from-literal=k={name}")
+    pods = ""
+    for pod, node, secret in (("p-mine", "node-a", "mine"), ("p-theirs", "node-b", "theirs")):
+        pods += (f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: nodes}}\n"
+                 f"spec:\n  nodeName: {node}\n  containers: [{{name: c, image: busybox}}]\n"
+                 f"  volumes: [{{name: s, secret: {{secretName: {secret}}}}}]\n")
+    cluster.kubectl("apply", "-f", "-", input=pods)
+    with _user(cluster, tmp_path, "system:node:node-a", ("system:nodes",)) as node:
+        assert node.get("/api/v1/namespaces/nodes/secrets/mine").status_code == 200
+        assert node.get("/api/v1/namespaces/nodes/secrets/theirs").status_code == 403
+        assert node.get("/api/v1/namespaces/nodes/pods/p-mine").status_code == 200
+        assert node.get("/api/v1/namespaces/nodes/pods/p-theirs").status_code == 403
+    cluster.kubectl("-n", "nodes", "delete", "pod", "p-mine", "--grace-period=0", "--force")
+    with _user(cluster, tmp_path, "system:node:node-a", ("system:nodes",)) as node:
+        assert node.get("/api/v1/namespaces/nodes/secrets/mine").status_code == 403

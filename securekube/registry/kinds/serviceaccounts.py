@@ -5,6 +5,6 @@ from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, Resour
 
 
 class ServiceAccountStrategy(Strategy):
-    type = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",))
+    type = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",), ("token",))
     schema = object_schema("secrets", "imagePullSecrets", "automountServiceAccountToken")
     columns = (NAME_COLUMN, Column("Secrets", "integer", lambda o, now: len(o.get("secrets") or [])), AGE_COLUMN)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from securekube.authn.bootstrap import BootstrapTokenAuthenticator
 from securekube.authn.interfaces import AuthenticationError, Credentials, UserInfo
 from securekube.authn.serviceaccount import (
+    DEFAULT_VERIFIED_CACHE_SIZE,
     BoundObject,
     ServiceAccountTokenAuthenticator,
     TokenIssuer,
@@ -93,14 +94,21 @@ def issuer(signing_key: ec.EllipticCurvePrivateKey, clock: FakeClock) -> TokenIs
     return TokenIssuer(signing_key, key_id(signing_key.public_key()), ISSUER, API_AUDIENCES, clock=clock)
 
 
-def authenticator_for(clock: FakeClock, objects: Objects, *keys: ec.EllipticCurvePrivateKey) -> ServiceAccountTokenAuthenticator:
+def authenticator_for(
+    clock: FakeClock, objects: Objects, *keys: ec.EllipticCurvePrivateKey, cache_size: int = DEFAULT_VERIFIED_CACHE_SIZE
+) -> ServiceAccountTokenAuthenticator:
     verifying = {key_id(k.public_key()): k.public_key() for k in keys}
-    return ServiceAccountTokenAuthenticator(verifying, ISSUER, API_AUDIENCES, objects.lookup, clock=clock)
+    return ServiceAccountTokenAuthenticator(
+        verifying, ISSUER, API_AUDIENCES, objects.lookup, clock=clock, verified_cache_size=cache_size
+    )
 
 
-@pytest.fixture
-def authn(signing_key: ec.EllipticCurvePrivateKey, clock: FakeClock, objects: Objects) -> ServiceAccountTokenAuthenticator:
-    return authenticator_for(clock, objects, signing_key)
+@pytest.fixture(params=[DEFAULT_VERIFIED_CACHE_SIZE, 0], ids=["cached", "uncached"])
+def authn(
+    request: pytest.FixtureRequest, signing_key: ec.EllipticCurvePrivateKey, clock: FakeClock, objects: Objects
+) -> ServiceAccountTokenAuthenticator:
+    # Every behaviour must be the same whether or not signature verdicts are remembered.
+    return authenticator_for(clock, objects, signing_key, cache_size=request.param)
 
 
 def bearer(token: str) -> Credentials:
@@ -364,11 +372,14 @@ def test_any_algorithm_other_than_es256_is_refused(
 
 def test_tampered_claims_fail_the_signature(issuer: TokenIssuer, authn: ServiceAccountTokenAuthenticator) -> None:
     token, _ = issuer.issue(NS, SA, SA_UID)
+    assert authn.authenticate(bearer(token)) is not None  # the genuine token is known (and cached) first
     header_seg, payload_seg, signature_seg = token.split(".")
     claims = decode_segment(payload_seg)
     claims["kubernetes.io"]["namespace"] = "kube-system"
     claims["sub"] = f"system:serviceaccount:kube-system:{SA}"
-    assert "signature is invalid" in refusal(authn, f"{header_seg}.{segment(claims)}.{signature_seg}")
+    tampered = f"{header_seg}.{segment(claims)}.{signature_seg}"
+    for _ in range(2):  # and a refusal is not remembered as anything else
+        assert "signature is invalid" in refusal(authn, tampered)
 
 
 def test_wrong_audience_is_refused(authn: ServiceAccountTokenAuthenticator, signing_key: ec.EllipticCurvePrivateKey) -> None:
