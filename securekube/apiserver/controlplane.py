@@ -29,6 +29,7 @@ from securekube.authn.x509 import X509Authenticator
 from securekube.authn.interfaces import UserInfo
 from securekube.authz.bootstrap_policy import bootstrap_objects
 from securekube.authz.node import InvalidPod, NodeAuthorizer
+from securekube.authz.privileged import PrivilegedGroupAuthorizer
 from securekube.authz.rbac import RBACAuthorizer
 from securekube.authz.rules_review import self_subject_rules
 from securekube.authz.union import UnionAuthorizer
@@ -77,14 +78,15 @@ class ControlPlane:
                                            jwks_uri=f"https://{config.host}:{config.port}/openid/v1/jwks")
         self.nodes = NodeAuthorizer()
         self._pod_informer = Informer(self.registry.store_for_kind("", "Pod"), self._pod_event, name="node-graph")
-        # Order as upstream: Node, then RBAC; the first ALLOW or DENY decides, all abstaining is a deny.
-        authorizer = UnionAuthorizer(self.nodes, self.rbac)
+        # Order as upstream: Node, then system:masters, then RBAC; the first ALLOW or DENY decides and
+        # all abstaining is a deny. (The OPA authorizer goes before system:masters.)
+        authorizer = UnionAuthorizer(self.nodes, PrivilegedGroupAuthorizer(), self.rbac)
         reviews = Reviews(authorizer, self.tokens, rules_for=self._rules_review)
         handlers = ResourceHandlers(self.registry, reviews, after_write=self._after_write,
                                     creators={("", "serviceaccounts", "token"): self.tokens.request},
                                     guard=RbacWriteGuard(self.registry, self.rbac, authorizer))
         authenticator = UnionAuthenticator(X509Authenticator(lambda: self.revocations.serials),
-                                           self.tokens.authenticator())
+                                           self.tokens)
         self.app = build_handler_chain(create_app(handlers, ready=self.ready, oidc=self.tokens),
                                        authenticator=authenticator, authorizer=authorizer)
         self._stopping = threading.Event()
@@ -197,7 +199,7 @@ def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
         report("bootstrap: default namespaces and RBAC policy present")
         plane.start()
         ctx = server_context(config.serving)
-        plane.watch_files([CertReloader(ctx, config.serving), plane.encryption, plane.revocations])
+        plane.watch_files([CertReloader(ctx, config.serving), plane.encryption, plane.revocations, plane.tokens])
         plane.compact_periodically()
         uv_config = uvicorn.Config(plane.app, host=config.host, port=config.port, http=TLSExtensionProtocol,
                                    lifespan="on", log_level="warning", access_log=False,

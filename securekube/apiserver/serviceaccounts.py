@@ -16,7 +16,7 @@ from typing import Any
 from securekube.api import errors
 from securekube.api.errors import ApiError, Cause
 from securekube.authn.bootstrap import BootstrapTokenAuthenticator
-from securekube.authn.interfaces import UserInfo
+from securekube.authn.interfaces import Authenticator, Credentials, UserInfo
 from securekube.authn.serviceaccount import (
     BOUND_KINDS, DEFAULT_EXPIRATION_SECONDS, BoundObject, ServiceAccountTokenAuthenticator, TokenIssuer, jwks, key_id,
     openid_configuration,
@@ -40,12 +40,40 @@ class ServiceAccountTokens:
         self.registry = registry
         self.issuer = issuer
         self.api_audiences = (issuer,)
-        signing = load_private_key(pki.sa_key)
-        public_keys = [load_public_key(pki.sa_pub)] + [load_public_key(p) for p in sorted(pki.root.glob("sa-*.pub"))]
-        self._verifying = {key_id(k): k for k in public_keys}
-        self._issuer = TokenIssuer(signing, key_id(signing.public_key()), issuer, self.api_audiences)
-        self._jwks = jwks(public_keys)
+        self._pki = pki
         self._discovery = openid_configuration(issuer, jwks_uri or f"{issuer}/openid/v1/jwks")
+        self._bootstrap = BootstrapTokenAuthenticator(self._lookup_secret)
+        self._stamp = self._key_files_stamp()
+        self._load_keys()  # a missing or unreadable key at start-up stops start-up
+
+    def _key_files(self) -> list[Path]:
+        return [self._pki.sa_key, self._pki.sa_pub, *sorted(self._pki.root.glob("sa-*.pub"))]
+
+    def _key_files_stamp(self) -> tuple:
+        return tuple((p.name, p.stat().st_mtime_ns) for p in self._key_files())
+
+    def _load_keys(self) -> None:
+        """The signing key and every verifying key (current plus retired ones in their grace period)."""
+        signing = load_private_key(self._pki.sa_key)
+        public_keys = [load_public_key(p) for p in self._key_files()[1:]]
+        verifying = {key_id(k): k for k in public_keys}
+        issuer = TokenIssuer(signing, key_id(signing.public_key()), self.issuer, self.api_audiences)
+        # Swapped together by plain assignment: readers see the old set or the new one.
+        self._verifying, self._issuer, self._jwks = verifying, issuer, jwks(public_keys)
+        self._sa_authenticator = ServiceAccountTokenAuthenticator(verifying, self.issuer, self.api_audiences,
+                                                                  self._lookup)
+
+    def check(self) -> bool:
+        """Reloads the keys when their files change (`securekube pki rotate-sa-key`); a bad set keeps the old one."""
+        try:
+            stamp = self._key_files_stamp()
+            if stamp == self._stamp:
+                return False
+            self._load_keys()
+        except Exception:  # half-written files: keep serving with the previous keys, retry next tick
+            return False
+        self._stamp = stamp
+        return True
 
     # -- authentication -----------------------------------------------------------------------
     def _lookup(self, kind: str, namespace: str, name: str) -> str | None:
@@ -67,12 +95,17 @@ class ServiceAccountTokens:
                 return None
             raise
 
-    def authenticator(self, audiences: tuple[str, ...] | None = None) -> UnionAuthenticator:
-        """Bearer-token authentication: ServiceAccount JWTs (for `audiences`, default the API's), bootstrap tokens."""
+    def authenticate(self, creds: Credentials) -> UserInfo | None:
+        """Bearer tokens for the API: ServiceAccount JWTs with the current keys, then bootstrap tokens."""
+        user = self._sa_authenticator.authenticate(creds)
+        return user if user is not None else self._bootstrap.authenticate(creds)
+
+    def authenticator(self, audiences: tuple[str, ...] | None = None) -> Authenticator:
+        """Token authentication for other `audiences` (a TokenReview); the API's own audiences: self."""
+        if not audiences:
+            return self
         return UnionAuthenticator(
-            ServiceAccountTokenAuthenticator(self._verifying, self.issuer, audiences or self.api_audiences,
-                                             self._lookup),
-            BootstrapTokenAuthenticator(self._lookup_secret))
+            ServiceAccountTokenAuthenticator(self._verifying, self.issuer, audiences, self._lookup), self._bootstrap)
 
     def token_audiences(self, token: str, requested: tuple[str, ...]) -> list[str]:
         """Of the requested audiences, those an (already verified) token is for; bootstrap tokens: the API's."""

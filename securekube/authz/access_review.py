@@ -179,7 +179,7 @@ def effective_groups(user: str, groups: Sequence[str]) -> tuple[str, ...]:
     namespace = _service_account_namespace(user)
     if namespace is not None:
         out += [SERVICE_ACCOUNTS_GROUP, f"{SERVICE_ACCOUNTS_GROUP}:{namespace}"]
-    pass
+    out.append(UNAUTHENTICATED_GROUP if user == ANONYMOUS_USER else AUTHENTICATED_GROUP)
     return tuple(dict.fromkeys(out))
 
 

@@ -19,6 +19,7 @@ from securekube.pki.layout import bootstrap
 from securekube.pki.profiles import PkiProfiles, load_profiles, parse_duration
 from securekube.pki.revocation import format_serial, parse_serial, revoke
 from securekube.pki.rotate import rotate_leaves
+from securekube.pki.sakeys import retire_sa_keys, rotate_sa_key
 
 DEFAULT_SERVER_URL = "https://127.0.0.1:6443"
 
@@ -80,6 +81,21 @@ def register(groups: Any) -> None:
     revoke_cmd.add_argument("--dir", required=True, type=Path, metavar="DIR", help="PKI directory")
     revoke_cmd.add_argument("serial", help="serial number: aa:bb:.. hex, 0x-hex or decimal")
     revoke_cmd.set_defaults(run=run_revoke)
+
+    sa_rotate = commands.add_parser(
+        "rotate-sa-key",
+        help="new ServiceAccount signing key; the old one still verifies existing tokens",
+        description="Write a new ServiceAccount token signing key pair. The previous public key is kept "
+        "(sa-<time>.pub) so tokens it signed stay valid until they expire; `retire-sa-keys` removes it later.",
+    )
+    sa_rotate.add_argument("--dir", required=True, type=Path, metavar="DIR", help="PKI directory")
+    sa_rotate.set_defaults(run=run_rotate_sa_key)
+    sa_retire = commands.add_parser(
+        "retire-sa-keys",
+        help="remove retired ServiceAccount public keys older than the longest token lifetime (48h)",
+    )
+    sa_retire.add_argument("--dir", required=True, type=Path, metavar="DIR", help="PKI directory")
+    sa_retire.set_defaults(run=run_retire_sa_keys)
 
     rotate = commands.add_parser(
         "rotate",
@@ -150,6 +166,20 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_rotate_sa_key(args: argparse.Namespace) -> int:
+    """Rotates the ServiceAccount signing key, keeping the old public key for verification."""
+    retired = _pki_call(rotate_sa_key, args.dir)
+    print(f"new ServiceAccount signing key written; previous public key kept as {retired.name}")
+    return 0
+
+
+def run_retire_sa_keys(args: argparse.Namespace) -> int:
+    """Removes retired ServiceAccount public keys past the grace period."""
+    removed = _pki_call(retire_sa_keys, args.dir)
+    print(f"removed {len(removed)} retired key(s)" + "".join(f"\n  {p.name}" for p in removed))
+    return 0
+
+
 def run_revoke(args: argparse.Namespace) -> int:
     """Adds a serial to the revocation list."""
     serial = _pki_call(parse_serial, args.serial)
@@ -205,6 +235,8 @@ def _pki_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return function(*args, **kwargs)
     except PkiError as exc:
         raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"{exc.filename or 'PKI directory'}: {exc.strerror}") from exc
 
 
 def _print_table(infos: list[CertInfo]) -> None:

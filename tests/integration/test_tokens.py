@@ -5,6 +5,8 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 
 import jwt
@@ -159,3 +161,23 @@ def test_token_review_and_oidc_discovery(robot):
         assert config["issuer"] == ISSUER and config["id_token_signing_alg_values_supported"] == ["ES256"]
         keys = client.get("/openid/v1/jwks").json()["keys"]
         assert keys[0]["kid"] == key_id(signing_key(robot).public_key())
+
+
+def test_signing_key_rotation_keeps_old_tokens_valid(robot):
+    old_token = robot.kubectl("-n", "tok", "create", "token", "robot").stdout.strip()
+    old_kid = jwt.get_unverified_header(old_token)["kid"]
+    result = subprocess.run([sys.executable, "-m", "securekube.cli.main", "pki", "rotate-sa-key", "--dir",
+                             str(robot.pki)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 15
+    new_token = old_token
+    while jwt.get_unverified_header(new_token)["kid"] == old_kid and time.monotonic() < deadline:
+        time.sleep(0.5)
+        new_token = robot.kubectl("-n", "tok", "create", "token", "robot").stdout.strip()
+    assert jwt.get_unverified_header(new_token)["kid"] != old_kid
+    for token in (old_token, new_token):  # the retired key still verifies during its grace period
+        with bearer(robot, token) as client:
+            assert client.get("/api/v1/namespaces/tok/configmaps").status_code == 200
+    with bearer(robot, new_token) as client:
+        kids = {k["kid"] for k in client.get("/openid/v1/jwks").json()["keys"]}
+    assert old_kid in kids and jwt.get_unverified_header(new_token)["kid"] in kids
