@@ -1,0 +1,1 @@
+"""Policy engines (Rego/OPA), the loader for `policies/`, and the runner for their tests."""
