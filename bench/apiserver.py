@@ -108,8 +108,7 @@ def create_fixtures(server: ServerProcess) -> str:
         body = json.dumps(_object(kind, {"name": FIXTURE_NAME})).encode()
         status, tls = _request(server.client_files, "POST", f"/api/v1/namespaces/{NAMESPACE}/{resource}", body)
         if status != 201:
-            raise ServerFailed(f"server {server.spec.label!r}: creating {resource}/{FIXTURE_NAME} "
-                               f"answered HTTP {status}")
+            raise ServerFailed(server.spec.label, f"answered HTTP {status} to creating {resource}/{FIXTURE_NAME}")
     server.check_secret_encryption(NAMESPACE, FIXTURE_NAME)
     return tls
 
@@ -128,8 +127,8 @@ def run_rounds(servers: dict[str, ServerProcess], schedule: Schedule) -> list[Co
                 result = run_load(server.client_files, workload(scenario), scenario.clients,
                                   schedule.load_processes, schedule.window, server.cpu_seconds)
                 if not server.alive():
-                    raise ServerFailed(f"server {label!r} died during {scenario.operation} "
-                                       f"×{scenario.clients}:\n{server.log_tail()}")
+                    raise ServerFailed(label, f"died during {scenario.operation} ×{scenario.clients}:\n"
+                                               f"{server.log_tail()}")
                 runs[scenario][label].append(result)
                 errors = sum(result.errors.values())
                 print(f"round {round_index + 1}/{schedule.rounds} {scenario.operation:18} ×{scenario.clients:<3} "
@@ -139,11 +138,13 @@ def run_rounds(servers: dict[str, ServerProcess], schedule: Schedule) -> list[Co
     return [compare(s, runs[s][on], runs[s][off]) for s in plan]
 
 
-def _stop_all(servers: dict[str, ServerProcess]) -> list[str]:
-    """Stops every server; returns a problem line for each that did not exit cleanly."""
+def _stop_all(servers: dict[str, ServerProcess], reported: set[str]) -> list[str]:
+    """Stops every server; returns a problem for each not already `reported` that did not exit cleanly."""
     problems = []
     for label, server in servers.items():
         code = server.stop()
+        if label in reported:
+            continue
         # uvicorn re-raises the SIGTERM it handled after a graceful shutdown, so -SIGTERM is clean too.
         if code not in (0, -signal.SIGTERM):
             problems.append(f"server {label!r} exited with code {code}:\n{server.log_tail()}")
@@ -201,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_root = Path(tempfile.mkdtemp(prefix="securekube-bench-"))
     servers: dict[str, ServerProcess] = {}
     problems: list[str] = []
+    failed: set[str] = set()  # labels of servers whose failure is already in `problems`
     comparisons: list[Comparison] = []
     tls = ""
     try:
@@ -214,12 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"servers ready: {', '.join(f'{s.spec.label} on port {s.port}' for s in servers.values())}",
               file=sys.stderr, flush=True)
         comparisons = run_rounds(servers, schedule)
-    except (ServerFailed, LoadFailed) as exc:
+    except ServerFailed as exc:
+        problems.append(str(exc))
+        failed.add(exc.label)
+    except LoadFailed as exc:
         problems.append(str(exc))
     except KeyboardInterrupt:
         problems.append("interrupted")
     finally:
-        problems += _stop_all(servers)
+        problems += _stop_all(servers, failed)
         if args.keep_data:
             print(f"data directories kept in {data_root}", file=sys.stderr)
         else:

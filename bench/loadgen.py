@@ -138,6 +138,8 @@ async def _client(stream: tuple[asyncio.StreamReader, asyncio.StreamWriter], nex
         if started >= window_end:
             break
         try:
+            if writer.is_closing():  # the peer went away; writing would fail deep inside asyncio's TLS
+                raise ConnectionResetError("connection closed")
             writer.write(next_request())
             status, close = await _read_response(reader)
             error = None if 200 <= status < 300 else str(status)

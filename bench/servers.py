@@ -37,6 +37,10 @@ SECRETBOX_PREFIX = b"k8s:enc:secretbox:v1:"
 class ServerFailed(RuntimeError):
     """A benchmark server did not start, died, or is not configured as the benchmark assumes."""
 
+    def __init__(self, label: str, message: str) -> None:
+        super().__init__(f"server {label!r} {message}")
+        self.label = label
+
 
 @dataclass(frozen=True)
 class ServerSpec:
@@ -92,10 +96,10 @@ class ServerProcess:
             if READY_LINE in self.log_path.read_text(errors="replace"):
                 return
             if not self.alive():
-                raise ServerFailed(f"server {self.spec.label!r} exited with code {self.process.returncode} "
-                                   f"before it was ready:\n{self.log_tail()}")
+                raise ServerFailed(self.spec.label, f"exited with code {self.process.returncode} before it was "
+                                   f"ready:\n{self.log_tail()}")
             time.sleep(0.1)
-        raise ServerFailed(f"server {self.spec.label!r} was not ready in time:\n{self.log_tail()}")
+        raise ServerFailed(self.spec.label, f"was not ready in time:\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process (all its threads) so far."""
@@ -120,7 +124,7 @@ class ServerProcess:
         with sqlite3.connect(f"file:{self.data_dir / 'state.db'}?mode=ro", uri=True) as db:
             row = db.execute("SELECT value FROM log WHERE name = ? ORDER BY id DESC LIMIT 1", (key,)).fetchone()
         if row is None:
-            raise ServerFailed(f"server {self.spec.label!r} has no stored value for {key}")
+            raise ServerFailed(self.spec.label, f"has no stored value for {key}")
         return bytes(row[0])
 
     def check_secret_encryption(self, namespace: str, name: str) -> None:
@@ -132,7 +136,7 @@ class ServerProcess:
         encrypted = self.stored_value(f"/registry/secrets/{namespace}/{name}").startswith(SECRETBOX_PREFIX)
         if encrypted != self.spec.encrypt_secrets:
             state = "encrypted with secretbox" if encrypted else "not encrypted with secretbox"
-            raise ServerFailed(f"server {self.spec.label!r} stores secrets {state}, contrary to its configuration")
+            raise ServerFailed(self.spec.label, f"stores secrets {state}, contrary to its configuration")
 
 
 def free_loopback_port() -> int:

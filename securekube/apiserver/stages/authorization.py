@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 from securekube.api.errors import ApiError, forbidden
 from securekube.apiserver.requestinfo import RequestInfo, parse_request_info
 from securekube.apiserver.stages.respond import send_status
+from securekube.authn.interfaces import UserInfo
 from securekube.authz.interfaces import Attributes, Authorizer, Verdict
 
 
@@ -20,6 +21,13 @@ def forbidden_message(username: str, info: RequestInfo) -> ApiError:
     return forbidden(resource, info.name, message, info.api_group)
 
 
+def attributes_for(user: UserInfo, info: RequestInfo) -> Attributes:
+    """What authorization is asked about a request (or about one impersonation step)."""
+    return Attributes(user=user, verb=info.verb, resource_request=info.is_resource_request,
+                      namespace=info.namespace, api_group=info.api_group, api_version=info.api_version,
+                      resource=info.resource, subresource=info.subresource, name=info.name, path=info.path)
+
+
 class AuthorizationStage:
     def __init__(self, app: Any, authorizer: Authorizer) -> None:
         self.app, self._authorizer = app, authorizer
@@ -31,9 +39,7 @@ class AuthorizationStage:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         info = parse_request_info(scope["method"], scope["path"], query)
         user = scope["securekube.user"]
-        attrs = Attributes(user=user, verb=info.verb, resource_request=info.is_resource_request,
-                           namespace=info.namespace, api_group=info.api_group, api_version=info.api_version,
-                           resource=info.resource, subresource=info.subresource, name=info.name, path=info.path)
+        attrs = attributes_for(user, info)
         decision = self._authorizer.authorize(attrs)
         scope["securekube.request_info"] = info
         scope["securekube.authz_decision"] = decision

@@ -11,11 +11,11 @@ from urllib.parse import unquote
 
 from securekube.api.errors import ApiError, bad_request
 from securekube.apiserver.requestinfo import RequestInfo
-from securekube.apiserver.stages.authorization import forbidden_message
+from securekube.apiserver.stages.authorization import attributes_for, forbidden_message
 from securekube.apiserver.stages.respond import send_status
 from securekube.authn.interfaces import UserInfo
 from securekube.authn.union import AUTHENTICATED_GROUP
-from securekube.authz.interfaces import Attributes, Authorizer, Verdict
+from securekube.authz.interfaces import Authorizer, Verdict
 
 SA_PREFIX = "system:serviceaccount:"
 EXTRA_PREFIX = "impersonate-extra-"
@@ -81,9 +81,7 @@ class ImpersonationStage:
             return
         requester: UserInfo = scope["securekube.user"]
         for info in _checks(user, groups, uid, extra):
-            attrs = Attributes(user=requester, verb=info.verb, resource_request=True, namespace=info.namespace,
-                               api_group=info.api_group, api_version=info.api_version, resource=info.resource,
-                               subresource=info.subresource, name=info.name)
+            attrs = attributes_for(requester, info)
             if self._authorizer.authorize(attrs).verdict is not Verdict.ALLOW:
                 error: ApiError = forbidden_message(requester.username, info)
                 await send_status(send, error)
