@@ -145,7 +145,8 @@ def _stop_all(servers: dict[str, ServerProcess], reported: set[str]) -> list[str
         code = server.stop()
         if label in reported:
             continue
-        # uvicorn re-raises the SIGTERM it handled after a graceful shutdown, so -SIGTERM is clean too.
+        # A server that lets uvicorn re-raise the SIGTERM it handled dies by it after a graceful
+        # shutdown: that counts as clean too.
         if code not in (0, -signal.SIGTERM):
             problems.append(f"server {label!r} exited with code {code}:\n{server.log_tail()}")
     return problems
@@ -163,8 +164,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", help="comma-separated client counts (default 1,16,64)")
     parser.add_argument("--load-processes", type=int, help="load generator processes per run (default 2)")
     parser.add_argument("--server-script", type=Path,
-                        help="run this Python script instead of the securekube CLI for both servers (it takes the "
-                             "same arguments); for measuring an experimental change side by side")
+                        help="run this Python script instead of the securekube CLI for both servers (it receives the "
+                             "CLI's arguments: up --data-dir DIR --port N); to measure an experimental change")
     parser.add_argument("--keep-data", action="store_true", help="keep the servers' data directories (printed)")
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1 or args.seconds is not None and args.seconds <= 0:

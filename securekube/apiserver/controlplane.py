@@ -29,6 +29,7 @@ from securekube.authn.x509 import X509Authenticator
 from securekube.authn.interfaces import UserInfo
 from securekube.authz.bootstrap_policy import bootstrap_objects
 from securekube.authz.node import InvalidPod, NodeAuthorizer
+from securekube.authz.opa import OPAAuthorizer
 from securekube.authz.privileged import PrivilegedGroupAuthorizer
 from securekube.authz.rbac import RBACAuthorizer
 from securekube.authz.rules_review import self_subject_rules
@@ -37,6 +38,8 @@ from securekube.controllers.namespace import NamespaceController
 from securekube.pki.certs import load_certificate
 from securekube.pki.layout import PkiPaths
 from securekube.pki.revocation import RevocationList
+from securekube.policy.embedded import EmbeddedOpaEngine
+from securekube.policy.loader import load_policies
 from securekube.registry.informer import Informer
 from securekube.registry.registry import Registry
 from securekube.registry.store import Store
@@ -44,6 +47,8 @@ from securekube.storage.sqlite import SqliteStorage
 
 log = logging.getLogger("securekube.apiserver")
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# The policies shipped in the repository's policies/ (an editable install, as the README sets up).
+DEFAULT_POLICIES_DIR = Path(__file__).resolve().parents[2] / "policies"
 RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 RELOAD_CHECK_SECONDS = 2.0
 CACHE_CATCH_UP_SECONDS = 5.0
@@ -58,6 +63,7 @@ class ControlPlaneConfig:
     encryption_config: Path
     pki_dir: Path
     serving: ServingCerts
+    policies_dir: Path = DEFAULT_POLICIES_DIR
     host: str = "127.0.0.1"
     port: int = 6443
 
@@ -78,9 +84,13 @@ class ControlPlane:
                                            jwks_uri=f"https://{config.host}:{config.port}/openid/v1/jwks")
         self.nodes = NodeAuthorizer()
         self._pod_informer = Informer(self.registry.store_for_kind("", "Pod"), self._pod_event, name="node-graph")
-        # Order as upstream: Node, then system:masters, then RBAC; the first ALLOW or DENY decides and
-        # all abstaining is a deny. (The OPA authorizer goes before system:masters.)
-        authorizer = UnionAuthorizer(self.nodes, PrivilegedGroupAuthorizer(), self.rbac)
+        self.policy_engine = EmbeddedOpaEngine()
+        policies = [p for p in load_policies(config.policies_dir, self.policy_engine) if p.is_authorization]
+        opa = OPAAuthorizer(self.policy_engine, policies)
+        opa.verify()  # every policy loaded and answering, or no start
+        # Node → OPA → system:masters → RBAC: the first ALLOW or DENY decides and all abstaining is a
+        # deny. OPA only denies, and comes before system:masters so its rules bind everyone.
+        authorizer = UnionAuthorizer(self.nodes, opa, PrivilegedGroupAuthorizer(), self.rbac)
         reviews = Reviews(authorizer, self.tokens, rules_for=self._rules_review)
         handlers = ResourceHandlers(self.registry, reviews, after_write=self._after_write,
                                     creators={("", "serviceaccounts", "token"): self.tokens.request},
@@ -186,6 +196,7 @@ class ControlPlane:
         for informer in self._informers():
             informer.stop()
         self.storage.close()
+        self.policy_engine.close()
 
 
 def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,

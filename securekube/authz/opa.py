@@ -93,6 +93,7 @@ class OPAAuthorizer:
 
     `policies` must already be loaded into `engine` (see `securekube.policy.loader.load_policies`);
     call `verify()` at start-up to fail then, rather than deny every request, when they are not.
+    Safe to share between threads: it holds no state besides the engine, which is.
     """
 
     def __init__(
@@ -129,7 +130,8 @@ class OPAAuthorizer:
         try:
             rows = self._engine.evaluate(self._query, subject_access_review(attrs), timeout=self._config.eval_timeout)
         except PolicyError as exc:
-            return Decision(Verdict.DENY, f"opa: policy evaluation failed: {exc}")
+            # One line: engine messages can carry a multi-line source excerpt.
+            return Decision(Verdict.DENY, f"opa: policy evaluation failed: {' '.join(str(exc).split())}")
         except Exception as exc:  # an engine that breaks its contract still denies
             return Decision(Verdict.DENY, f"opa: policy evaluation failed: {type(exc).__name__}")
         answered = rows[0].get(_RESULT) if len(rows) == 1 else None

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from securekube.apiserver.tls import ServingCerts
     from securekube.pki.errors import PkiError
     from securekube.pki.layout import PkiPaths
+    from securekube.policy.interfaces import PolicyError
     from securekube.storage.transform.model import EncryptionConfigError
 
     if not 0 < args.port < 65536:
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         serve(config, report=_step, on_listening=ready)
-    except (EncryptionConfigError, PkiError) as exc:
+    except (EncryptionConfigError, PkiError, PolicyError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot start the API server: {exc.strerror or exc}") from None

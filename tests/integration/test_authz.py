@@ -138,3 +138,15 @@ def test_node_identity_reaches_only_its_own_pods_secrets(cluster, tmp_path):
     cluster.kubectl("-n", "nodes", "delete", "pod", "p-mine", "--grace-period=0", "--force")
     with _user(cluster, tmp_path, "system:node:node-a", ("system:nodes",)) as node:
         assert node.get("/api/v1/namespaces/nodes/secrets/mine").status_code == 403
+
+
+def test_opa_policies_bind_even_cluster_admins(cluster):
+    denied = cluster.kubectl("get", "secrets", "-n", "audit-system", check=False)
+    assert denied.returncode != 0
+    assert 'cannot list resource "secrets" in API group "" in the namespace "audit-system": audit-system-secrets' \
+        in denied.stderr
+    refused = cluster.kubectl("delete", "namespace", "kube-public", check=False)
+    assert refused.returncode != 0 and "protect-system-namespaces" in refused.stderr
+    masters = cluster.kubectl("get", "pods", "--as=x", "--as-group=system:masters", check=False)
+    assert 'cannot impersonate resource "groups"' in masters.stderr
+    assert cluster.kubectl("get", "namespace", "kube-public").returncode == 0

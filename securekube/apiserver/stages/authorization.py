@@ -8,16 +8,20 @@ from securekube.api.errors import ApiError, forbidden
 from securekube.apiserver.requestinfo import RequestInfo, parse_request_info
 from securekube.apiserver.stages.respond import send_status
 from securekube.authn.interfaces import UserInfo
-from securekube.authz.interfaces import Attributes, Authorizer, Verdict
+from securekube.authz.interfaces import Attributes, Authorizer, Decision, Verdict
 
 
-def forbidden_message(username: str, info: RequestInfo) -> ApiError:
-    """The upstream 403 wording, e.g. User "x" cannot list resource "pods" in API group "" in the namespace "y"."""
+def forbidden_message(username: str, info: RequestInfo, decision: Decision | None = None) -> ApiError:
+    """The upstream 403 wording, e.g. User "x" cannot list resource "pods" in API group "" in the namespace "y".
+
+    An explicit deny's reason (an OPA policy's message) is appended as upstream does; RBAC abstains silently.
+    """
+    why = f": {decision.reason}" if decision is not None and decision.verdict is Verdict.DENY and decision.reason else ""
     if not info.is_resource_request:
-        return ApiError(403, "Forbidden", f'forbidden: User "{username}" cannot {info.verb} path "{info.path}"', {})
+        return ApiError(403, "Forbidden", f'forbidden: User "{username}" cannot {info.verb} path "{info.path}"{why}', {})
     resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
     scope = f'in the namespace "{info.namespace}"' if info.namespace else "at the cluster scope"
-    message = f'User "{username}" cannot {info.verb} resource "{resource}" in API group "{info.api_group}" {scope}'
+    message = f'User "{username}" cannot {info.verb} resource "{resource}" in API group "{info.api_group}" {scope}{why}'
     return forbidden(resource, info.name, message, info.api_group)
 
 
@@ -44,6 +48,6 @@ class AuthorizationStage:
         scope["securekube.request_info"] = info
         scope["securekube.authz_decision"] = decision
         if decision.verdict is not Verdict.ALLOW:
-            await send_status(send, forbidden_message(user.username, info))
+            await send_status(send, forbidden_message(user.username, info, decision))
             return
         await self.app(scope, receive, send)

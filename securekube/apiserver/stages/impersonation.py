@@ -81,9 +81,9 @@ class ImpersonationStage:
             return
         requester: UserInfo = scope["securekube.user"]
         for info in _checks(user, groups, uid, extra):
-            attrs = attributes_for(requester, info)
-            if self._authorizer.authorize(attrs).verdict is not Verdict.ALLOW:
-                error: ApiError = forbidden_message(requester.username, info)
+            decision = self._authorizer.authorize(attributes_for(requester, info))
+            if decision.verdict is not Verdict.ALLOW:
+                error: ApiError = forbidden_message(requester.username, info, decision)
                 await send_status(send, error)
                 return
         scope["securekube.impersonated_by"] = requester

@@ -1,0 +1,1 @@
+"""The node agent: runs the pods bound to its node through CRI, with their security context enforced."""
