@@ -98,6 +98,8 @@ class LoadResult:
     reconnects: int
     loadgen_cpu: float  # CPU seconds of all worker processes per second of window (1.0 = one core)
     server_cpu: float  # same, for the server process
+    other_cpu: float  # same, for everything else on the machine (other sessions' work shows up here)
+    steal_cpu: float  # same, for time the hypervisor gave this VM's CPUs to others (noisy neighbours)
 
 
 def client_context(files: ClientFiles) -> ssl.SSLContext:
@@ -238,9 +240,9 @@ def run_load(files: ClientFiles, workload: Workload, clients: int, processes: in
         for _, pipe in workers:
             pipe.send((window_start, window_end))
         time.sleep(max(0.0, window_start - time.monotonic()))
-        server_begin = server_cpu_seconds()
+        server_begin, machine_begin = server_cpu_seconds(), machine_cpu_seconds()
         time.sleep(max(0.0, window_end - time.monotonic()))
-        server_end = server_cpu_seconds()
+        server_end, machine_end = server_cpu_seconds(), machine_cpu_seconds()
         results = [_receive(pipe, "result", window_end + RESULT_GRACE_SECONDS) for _, pipe in workers]
     finally:
         for process, pipe in workers:
@@ -249,14 +251,31 @@ def run_load(files: ClientFiles, workload: Workload, clients: int, processes: in
                 process.kill()
                 process.join()
             pipe.close()
-    return _combine([r for r in results if isinstance(r, WorkerResult)], window.measure, server_end - server_begin)
+    return _combine([r for r in results if isinstance(r, WorkerResult)], window.measure, server_end - server_begin,
+                    machine_end[0] - machine_begin[0], machine_end[1] - machine_begin[1])
 
 
-def _combine(results: list[WorkerResult], seconds: float, server_cpu: float) -> LoadResult:
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of all cores so far, from /proc/stat.
+
+    Busy is user + nice + system + irq + softirq (loopback network work runs in softirq);
+    stolen is time the hypervisor ran someone else on our virtual CPUs.
+    """
+    with open("/proc/stat", encoding="ascii") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in stat.readline().split()[1:9])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def _combine(results: list[WorkerResult], seconds: float, server_cpu: float, machine_cpu: float,
+             steal_cpu: float) -> LoadResult:
     latencies = sorted(latency for r in results for latency in r.latencies)
+    loadgen_cpu = sum(r.cpu_seconds for r in results)
     errors: Counter[str] = Counter()
     for r in results:
         errors.update(r.errors)
     return LoadResult(requests_per_second=len(latencies) / seconds,
                       latencies=tuple(latencies), errors=dict(errors), reconnects=sum(r.reconnects for r in results),
-                      loadgen_cpu=sum(r.cpu_seconds for r in results) / seconds, server_cpu=server_cpu / seconds)
+                      loadgen_cpu=loadgen_cpu / seconds, server_cpu=server_cpu / seconds,
+                      other_cpu=max(0.0, machine_cpu - server_cpu - loadgen_cpu) / seconds,
+                      steal_cpu=steal_cpu / seconds)

@@ -74,6 +74,8 @@ class Summary:
     reconnects: int
     server_cpu: float
     loadgen_cpu: float
+    other_cpu: float
+    steal_cpu: float
 
     @property
     def error_count(self) -> int:
@@ -103,7 +105,8 @@ def summarize(runs: Sequence[LoadResult]) -> Summary:
         p50_ms=_median([percentile(r.latencies, 0.50) * 1000 for r in runs]),
         p99_ms=_median([percentile(r.latencies, 0.99) * 1000 for r in runs]),
         errors=dict(errors), reconnects=sum(r.reconnects for r in runs),
-        server_cpu=_median([r.server_cpu for r in runs]), loadgen_cpu=_median([r.loadgen_cpu for r in runs]))
+        server_cpu=_median([r.server_cpu for r in runs]), loadgen_cpu=_median([r.loadgen_cpu for r in runs]),
+        other_cpu=_median([r.other_cpu for r in runs]), steal_cpu=_median([r.steal_cpu for r in runs]))
 
 
 def paired_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> float:
@@ -187,12 +190,14 @@ def results_table(comparisons: Sequence[Comparison]) -> str:
 
 
 def cpu_table(comparisons: Sequence[Comparison]) -> str:
-    rows = ["| operation | clients | server on | server off | load generator (on run) | load generator (off run) |",
-            "|---|---:|---:|---:|---:|---:|"]
+    rows = ["| operation | clients | server on | server off | load generator (on / off run) "
+            "| other processes (on / off run) | hypervisor steal (on / off run) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     for c in comparisons:
         rows.append(f"| {c.scenario.operation} | {c.scenario.clients} | {c.on.server_cpu * 100:.0f} % "
-                    f"| {c.off.server_cpu * 100:.0f} % | {c.on.loadgen_cpu * 100:.0f} % "
-                    f"| {c.off.loadgen_cpu * 100:.0f} % |")
+                    f"| {c.off.server_cpu * 100:.0f} % | {c.on.loadgen_cpu * 100:.0f} / {c.off.loadgen_cpu * 100:.0f} % "
+                    f"| {c.on.other_cpu * 100:.0f} / {c.off.other_cpu * 100:.0f} % "
+                    f"| {c.on.steal_cpu * 100:.0f} / {c.off.steal_cpu * 100:.0f} % |")
     return "\n".join(rows)
 
 
@@ -266,7 +271,11 @@ def results_section(comparisons: Sequence[Comparison], checks: Sequence[TargetCh
         "on/off ratio shows the noise level of the comparison.", "",
         results_table(comparisons), "",
         *notes, *([""] if notes else []),
-        "CPU during the measurement window (median; 100 % = one core):", "",
+        f"CPU during the measurement window (median; 100 % = one core, the machine has {os.cpu_count()}). "
+        "\"Other processes\" is everything else on the machine (work sharing it during the run, and "
+        "kernel time not charged to a process); \"hypervisor steal\" is time this virtual machine's CPUs "
+        "were given to other guests. Both depress the absolute figures, not the on/off ratios, whose runs "
+        "are adjacent.", "",
         cpu_table(comparisons), "",
         "Initial targets from the issue, on the **on** configuration:", "",
         targets_table(checks), ""])

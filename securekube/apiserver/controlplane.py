@@ -26,6 +26,10 @@ from securekube.apiserver.serviceaccounts import ServiceAccountTokens
 from securekube.apiserver.tls import CertReloader, ServingCerts, TLSExtensionProtocol, server_context
 from securekube.authn.union import UnionAuthenticator
 from securekube.authn.x509 import X509Authenticator
+from securekube.audit.default_policy import default_policy
+from securekube.audit.keys import load_or_create_audit_key
+from securekube.audit.log import AuditLog
+from securekube.audit.policy import AuditPolicy
 from securekube.authn.interfaces import UserInfo
 from securekube.authz.bootstrap_policy import bootstrap_objects
 from securekube.authz.node import InvalidPod, NodeAuthorizer
@@ -64,6 +68,8 @@ class ControlPlaneConfig:
     pki_dir: Path
     serving: ServingCerts
     policies_dir: Path = DEFAULT_POLICIES_DIR
+    audit_log: Path | None = None  # the JSON-lines audit log; None: <database dir>/audit/audit.log
+    audit_policy: Path | None = None  # an audit.k8s.io/v1 Policy file; None: the shipped default
     host: str = "127.0.0.1"
     port: int = 6443
 
@@ -97,8 +103,12 @@ class ControlPlane:
                                     guard=RbacWriteGuard(self.registry, self.rbac, authorizer))
         authenticator = UnionAuthenticator(X509Authenticator(lambda: self.revocations.serials),
                                            self.tokens)
+        audit_policy = AuditPolicy.load(config.audit_policy) if config.audit_policy else default_policy()
+        self.audit_log = AuditLog(config.audit_log or config.database.parent / "audit" / "audit.log",
+                                  signing_key=load_or_create_audit_key(config.pki_dir))
         self.app = build_handler_chain(create_app(handlers, ready=self.ready, oidc=self.tokens),
-                                       authenticator=authenticator, authorizer=authorizer)
+                                       authenticator=authenticator, authorizer=authorizer,
+                                       audit_policy=audit_policy, audit_sink=self.audit_log.append)
         self._stopping = threading.Event()
 
     # -- caches -----------------------------------------------------------------------------
@@ -197,6 +207,7 @@ class ControlPlane:
             informer.stop()
         self.storage.close()
         self.policy_engine.close()
+        self.audit_log.close()
 
 
 def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
@@ -206,6 +217,7 @@ def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
     plane = ControlPlane(config)
     try:
         report(f"encryption at rest: {config.encryption_config}")
+        report(f"audit log: {plane.audit_log.path} (hash-chained, signed checkpoints)")
         plane.bootstrap()
         report("bootstrap: default namespaces and RBAC policy present")
         plane.start()

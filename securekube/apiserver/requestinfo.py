@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 # /api/v1/namespaces/{name}/{these} address the namespace itself, not a resource inside it.
 NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
@@ -71,3 +72,13 @@ def parse_request_info(method: str, path: str, query: dict[str, str]) -> Request
     elif verb == "delete" and not name:
         verb = "deletecollection"
     return RequestInfo(True, path, verb, prefix, group, version, namespace, resource, subresource, name)
+
+
+def request_info(scope: dict) -> RequestInfo:
+    """The info of an ASGI request, parsed once and shared by the stages through the scope."""
+    info = scope.get("securekube.request_info")
+    if info is None:
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        info = parse_request_info(scope["method"], scope["path"], query)
+        scope["securekube.request_info"] = info
+    return info

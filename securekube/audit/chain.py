@@ -1,14 +1,18 @@
 """The hash chain and the signed checkpoints that make an audit log tamper-evident.
 
 Every line of a securekube audit log is an unchanged audit.k8s.io/v1 Event (upstream tools read
-it as any other) that carries three extra annotations:
+it as any other) that carries three extra annotations, always the last members of `annotations`,
+which is always the event's last field:
 
     audit.securekube.io/seq    the record's position in the chain: 0, 1, 2, ... across rotated files
     audit.securekube.io/prev   the hash of the record before it (64 zeros for record 0)
-    audit.securekube.io/hash   SHA-256 (hex) of the record's canonical JSON without this annotation
+    audit.securekube.io/hash   SHA-256 (hex) of the record's JSON text without this annotation
 
-Canonical JSON is the record with sorted keys, no whitespace and ASCII-only escapes, so the hash
-does not depend on how a line happens to be formatted.
+The hash is over the exact bytes of the line, not a re-serialization: a line ends with
+`,"audit.securekube.io/hash":"<hex>"}}`, and the hash is SHA-256 of everything before that
+followed by `}}` - which is the record's JSON without its hash. A verifier in any language needs
+no canonical JSON, and no byte of a line (whitespace, key order, a duplicated key) can change
+unnoticed.
 
 A hash chain alone can be recomputed by anyone who edits the file, so the writer also appends
 **checkpoints**: Event-shaped records (verb `checkpoint`, user `system:securekube:audit-log`) that
@@ -77,37 +81,49 @@ class ChainError(ValueError):
 
 
 def canonical_json(value: Any) -> bytes:
-    """The one byte form a record is hashed in: sorted keys, no whitespace, ASCII escapes."""
+    """Sorted keys, no whitespace, ASCII escapes: the byte form of a checkpoint statement."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
                       allow_nan=False).encode("ascii")
 
 
-def line_bytes(record: dict[str, Any]) -> bytes:
-    """A record as the log stores it: compact JSON in the record's own key order, one line."""
+def encode_record(record: dict[str, Any]) -> bytes:
+    """A record's JSON text, cut open so that `link_line` can add the chain annotations.
+
+    Compact, ASCII-only, annotations last; the result ends inside the (possibly new) annotations
+    object, ready for one more member. Raises TypeError or ValueError for what is not plain JSON
+    (bytes, NaN, ...). Runs in the caller's thread, so the single writer only splices and hashes.
+    """
+    annotations = record.get("annotations")
+    ordered = {key: value for key, value in record.items() if key != "annotations"}
+    if annotations:
+        ordered["annotations"] = annotations
     # ensure_ascii: no raw U+2028 or invalid UTF-8 can ever split or break a line.
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii") + b"\n"
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+    if annotations:
+        return text[:-2] + b","  # '...,"annotations":{"k":"v"' + ','
+    if not ordered:
+        return b'{"annotations":{'
+    return text[:-1] + b',"annotations":{'
 
 
-def record_hash(record: dict[str, Any]) -> str:
-    """SHA-256 (hex) of the record's canonical JSON without its own hash annotation."""
-    body = dict(record)
-    annotations = dict(body.get("annotations") or {})
-    annotations.pop(HASH, None)
-    body["annotations"] = annotations
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+def link_line(encoded: bytes, seq: int, prev: str) -> tuple[bytes, str]:
+    """The log line for an encoded record at `seq` after `prev`, and the record's hash."""
+    body = encoded + f'"{SEQ}":"{seq}","{PREV}":"{prev}"'.encode("ascii")
+    digest = hashlib.sha256(body + b"}}").hexdigest()
+    return body + _HASH_MEMBER + digest.encode("ascii") + b'"}}\n', digest
 
 
-def link(record: dict[str, Any], seq: int, prev: str) -> tuple[dict[str, Any], str]:
-    """A copy of `record` made link `seq` after `prev`, and its hash."""
-    linked = dict(record)
-    annotations = dict(linked.get("annotations") or {})
-    annotations[SEQ] = str(seq)
-    annotations[PREV] = prev
-    annotations.pop(HASH, None)
-    linked["annotations"] = annotations
-    digest = record_hash(linked)
-    annotations[HASH] = digest
-    return linked, digest
+def line_hashes(line: bytes) -> tuple[str, str] | None:
+    """(stored, computed) hash of a log line, or None when the line does not end with a hash."""
+    match = _HASH_SUFFIX.search(line)
+    if match is None:
+        return None
+    computed = hashlib.sha256(line[:match.start()] + b"}}").hexdigest()
+    return match.group(1).decode("ascii"), computed
+
+
+_HASH_MEMBER = b',"' + HASH.encode("ascii") + b'":"'
+_HASH_SUFFIX = re.compile(re.escape(_HASH_MEMBER) + rb'([0-9a-f]{64})"\}\}\n?\Z')
 
 
 @dataclass(frozen=True)

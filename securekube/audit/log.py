@@ -112,7 +112,7 @@ class AuditLog:
         self._on_checkpoint = on_checkpoint
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._cond = threading.Condition()
-        self._pending: list[tuple[list[dict[str, Any]], Future[None]]] = []
+        self._pending: list[tuple[list[bytes], Future[None]]] = []
         self._closing = False
         self._broken: str | None = None
         self._records = self._commits = self._checkpoint_count = self._rotations = 0
@@ -126,6 +126,9 @@ class AuditLog:
         try:
             remove_stale_temporaries(directory, self._names.active.name)
             self._fd, self._state = self._open_chain()
+        except OSError as exc:
+            os.close(self._lock_fd)
+            raise AuditLogError(f"cannot open audit log {self._names.active}: {exc.strerror or exc}") from None
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -143,6 +146,7 @@ class AuditLog:
         return self._names.active
 
     def stats(self) -> LogStats:
+        """Counters since the log was opened: records, write+fsync rounds, checkpoints, rotations."""
         with self._cond:
             return LogStats(self._records, self._commits, self._checkpoint_count, self._rotations)
 
@@ -214,7 +218,7 @@ class AuditLog:
         due = self._state.last_checkpoint_at + self._checkpoints.every_seconds
         return max(0.0, due - time.monotonic())
 
-    def _commit(self, batch: list[tuple[list[dict[str, Any]], Future[None]]]) -> None:
+    def _commit(self, batch: list[tuple[list[bytes], Future[None]]]) -> None:
         records = [event for events, _ in batch for event in events]
         if self._broken is not None:
             for _, done in batch:
@@ -245,34 +249,34 @@ class AuditLog:
         for _, done in batch:
             done.set_result(None)
 
-    def _link(self, records: list[dict[str, Any]], before: _ChainState
-              ) -> tuple[bytes, _ChainState, dict[str, Any] | None]:
-        """The bytes for `records` (plus a checkpoint if one is due) and the state after them."""
+    def _link(self, records: list[bytes], before: _ChainState) -> tuple[bytes, _ChainState, bytes | None]:
+        """The bytes for encoded `records` (plus a checkpoint if one is due) and the state after them."""
         state = replace(before)
         lines = []
         for record in records:
-            linked, state.head = chain.link(record, state.next_seq, state.head)
-            lines.append(chain.line_bytes(linked))
+            line, state.head = chain.link_line(record, state.next_seq, state.head)
+            lines.append(line)
             state.next_seq += 1
             state.unsealed += 1
         checkpoint = None
         overdue = time.monotonic() - state.last_checkpoint_at >= self._checkpoints.every_seconds
         if state.unsealed >= self._checkpoints.every_events or (state.unsealed and overdue):
-            line, checkpoint = self._checkpoint_line(chain.REASON_PERIODIC, state)
-            lines.append(line)
+            checkpoint = self._checkpoint_line(chain.REASON_PERIODIC, state)
+            lines.append(checkpoint)
         data = b"".join(lines)
         state.size += len(data)
         return data, state, checkpoint
 
-    def _checkpoint_line(self, reason: str, state: _ChainState) -> tuple[bytes, dict[str, Any]]:
-        """Appends a signed checkpoint to `state` (advancing it); returns its line and record."""
+    def _checkpoint_line(self, reason: str, state: _ChainState) -> bytes:
+        """Appends a signed checkpoint to `state` (advancing it); returns its line."""
         statement = chain.Checkpoint(seq=state.next_seq, head=state.head, time=micro_time(self._clock()),
                                      reason=reason, retained_from_seq=state.retained_from, key_id=self._key_id)
-        linked, state.head = chain.link(chain.checkpoint_record(statement, self._key), state.next_seq, state.head)
+        record = chain.encode_record(chain.checkpoint_record(statement, self._key))
+        line, state.head = chain.link_line(record, state.next_seq, state.head)
         state.next_seq += 1
         state.unsealed = 0
         state.last_checkpoint_at = time.monotonic()
-        return chain.line_bytes(linked), linked
+        return line
 
     def _write_durably(self, data: bytes) -> None:
         start = self._state.size
@@ -309,7 +313,11 @@ class AuditLog:
         except OSError as exc:
             log.warning("audit log: cannot rotate %s: %s; continuing in the same file",
                         self._names.active.name, exc.strerror)
-            self._fd = _open_for_append(self._names.active)
+            try:
+                self._fd = _open_for_append(self._names.active)
+            except OSError:
+                self._mark_broken(f"audit log {self._names.active} cannot be reopened; audit writes are refused")
+                raise
             # Try again only after another file's worth, not on every write.
             self._opening_size = self._state.size + self._retention.max_size_bytes
             return
@@ -321,7 +329,7 @@ class AuditLog:
         if first_kept is not None:
             # Retention only ever moves forward: a file put back later does not re-open a gap.
             state.retained_from = max(state.retained_from, first_kept)
-        line, checkpoint = self._checkpoint_line(chain.REASON_ROTATE, state)
+        line = self._checkpoint_line(chain.REASON_ROTATE, state)
         try:
             self._fd = _open_for_append(self._names.active)
             _write_all(self._fd, line)
@@ -336,7 +344,7 @@ class AuditLog:
         with self._cond:
             self._rotations += 1
             self._records += 1
-        self._publish_checkpoint(checkpoint)
+        self._publish_checkpoint(line)
         if self._retention.compress:
             self._mill.compress(backup)
         for old in doomed:
@@ -347,17 +355,17 @@ class AuditLog:
             fd, self._fd = self._fd, -1
             os.close(fd)
 
-    def _publish_checkpoint(self, record: dict[str, Any]) -> None:
+    def _publish_checkpoint(self, line: bytes) -> None:
         with self._cond:
             self._checkpoint_count += 1
         try:
-            _replace_file(self._names.witness, chain.line_bytes(record))
+            _replace_file(self._names.witness, line)
         except OSError as exc:
             # The log itself is durable; only the extra truncation evidence is behind.
             log.warning("audit log: cannot update %s: %s", self._names.witness.name, exc.strerror)
         if self._on_checkpoint is not None:
             try:
-                self._on_checkpoint(record)
+                self._on_checkpoint(json.loads(line))
             except Exception as exc:  # a sink's failure must not stop the log
                 log.warning("audit log: checkpoint callback failed: %s", type(exc).__name__)
 
@@ -365,12 +373,12 @@ class AuditLog:
         try:
             if self._broken is None and self._fd >= 0:
                 state = replace(self._state)
-                line, checkpoint = self._checkpoint_line(chain.REASON_CLOSE, state)
+                line = self._checkpoint_line(chain.REASON_CLOSE, state)
                 self._write_durably(line)
                 self._state = state
                 with self._cond:
                     self._records += 1
-                self._publish_checkpoint(checkpoint)
+                self._publish_checkpoint(line)
         except OSError as exc:
             log.error("audit log: cannot write the closing checkpoint: %s", exc.strerror)
         finally:
@@ -405,7 +413,7 @@ class AuditLog:
         fd = _open_for_append(active)
         try:
             state.size = os.fstat(fd).st_size
-            line, checkpoint = self._checkpoint_line(reason, state)
+            line = self._checkpoint_line(reason, state)
             _write_all(fd, line)
             os.fdatasync(fd)
             if created:
@@ -416,23 +424,25 @@ class AuditLog:
         state.size += len(line)
         self._opening_size = len(line) if state.size == len(line) else 0
         self._records += 1
-        self._publish_checkpoint(checkpoint)
+        self._publish_checkpoint(line)
         return fd, state
 
-    def _resume_state(self, last: dict[str, Any], last_checkpoint: dict[str, Any] | None,
+    def _resume_state(self, last_line: bytes, checkpoint_line: bytes | None,
                       trimmed: int) -> tuple[_ChainState, str]:
         active = self._names.active
         advice = "run `securekube audit verify` on it, then move it aside to start a new chain"
+        last = _parse(last_line, active)
         try:
             link = chain.chain_link(last)
         except chain.ChainError as exc:
             raise AuditLogError(f"the last record of {active} is not a securekube audit record ({exc}); {advice}") from None
-        if chain.record_hash(last) != link.hash:
+        hashes = chain.line_hashes(last_line)
+        if hashes is None or hashes[0] != hashes[1] or hashes[0] != link.hash:
             raise AuditLogError(f"the last record of {active} does not match its hash; {advice}")
-        if last_checkpoint is None:
+        if checkpoint_line is None:
             raise AuditLogError(f"no checkpoint found in {active}; {advice}")
         try:
-            statement = chain.read_checkpoint(last_checkpoint, self._key.public_key())
+            statement = chain.read_checkpoint(_parse(checkpoint_line, active), self._key.public_key())
         except chain.ChainError as exc:
             raise AuditLogError(f"the last checkpoint in {active} does not verify with this key ({exc}); {advice}") from None
         closed_cleanly = chain.is_checkpoint(last) and trimmed == 0 and \
@@ -444,8 +454,8 @@ class AuditLog:
         return state, chain.REASON_RESUME if closed_cleanly else chain.REASON_RECOVER
 
 
-def _prepare(event: Any, index: int) -> dict[str, Any]:
-    """The event as its JSON round trip (what verify will parse), after shape checks."""
+def _prepare(event: Any, index: int) -> bytes:
+    """The event encoded for linking (see chain.encode_record), after shape checks."""
     if not isinstance(event, dict) or event.get("kind") != "Event" or event.get("apiVersion") != API_VERSION:
         raise AuditLogError(f"event {index} is not an audit.k8s.io/v1 Event")
     annotations = event.get("annotations")
@@ -456,8 +466,8 @@ def _prepare(event: Any, index: int) -> dict[str, Any]:
         if any(key in annotations for key in chain.CHAIN_ANNOTATIONS):
             raise AuditLogError(f"event {index} already carries audit.securekube.io chain annotations")
     try:
-        return json.loads(json.dumps(event, allow_nan=False))
-    except (TypeError, ValueError) as exc:
+        return chain.encode_record(event)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise AuditLogError(f"event {index} cannot be written as JSON ({type(exc).__name__})") from None
 
 
@@ -499,7 +509,7 @@ def _replace_file(path: Path, data: bytes) -> None:
     sync_directory(path.parent)
 
 
-def _read_active_tail(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int]:
+def _read_active_tail(path: Path) -> tuple[bytes | None, bytes | None, int]:
     """The last record and last checkpoint of the active file, after cutting an unfinished line."""
     fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
     try:
@@ -511,19 +521,16 @@ def _read_active_tail(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any]
         last = checkpoint = None
         for line in _lines_backward(fd, end):
             if last is None:
-                last = _parse(line, path)
-                if _CHECKPOINT_MARK in line:
-                    checkpoint = last
-                    break
-            elif _CHECKPOINT_MARK in line:
-                checkpoint = _parse(line, path)
+                last = line
+            if _is_checkpoint_line(line):
+                checkpoint = line
                 break
         return last, checkpoint, size - end
     finally:
         os.close(fd)
 
 
-def _read_backup_tail(backup: Backup) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def _read_backup_tail(backup: Backup) -> tuple[bytes | None, bytes | None]:
     last_line = checkpoint_line = None
     opener = gzip.open if backup.path.name.endswith(".gz") else open
     try:
@@ -532,13 +539,22 @@ def _read_backup_tail(backup: Backup) -> tuple[dict[str, Any] | None, dict[str, 
                 if not line.endswith(b"\n"):
                     break
                 last_line = line
-                if _CHECKPOINT_MARK in line:
+                if _is_checkpoint_line(line):
                     checkpoint_line = line
     except (OSError, EOFError) as exc:
         raise AuditLogError(f"cannot read {backup.path} to continue its chain: {exc}") from None
-    last = _parse(last_line, backup.path) if last_line is not None else None
-    checkpoint = _parse(checkpoint_line, backup.path) if checkpoint_line is not None else None
-    return last, checkpoint
+    return last_line, checkpoint_line
+
+
+def _is_checkpoint_line(line: bytes) -> bool:
+    # The cheap test first; then parse, because a request body logged in an event may contain the
+    # same text without the event being a checkpoint.
+    if _CHECKPOINT_MARK not in line:
+        return False
+    try:
+        return chain.is_checkpoint(json.loads(line))
+    except (ValueError, RecursionError):
+        return False
 
 
 def _first_seq(backup: Backup) -> int | None:

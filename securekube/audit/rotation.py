@@ -143,6 +143,8 @@ class Mill:
             except OSError as exc:
                 # Never fatal: the uncompressed or undeleted file is still valid history.
                 log.warning("audit log: cannot %s %s: %s", action, path.name, exc.strerror)
+            except Exception as exc:  # the same, for anything else: the mill must keep running
+                log.warning("audit log: cannot %s %s: %s", action, path.name, type(exc).__name__)
 
 
 def compress_file(path: Path) -> None:

@@ -3,8 +3,8 @@
 `verify(files, public_key)` reads plain and gzipped files (recognised by content, not name), puts
 them in chain order by their records' sequence numbers, and checks every record:
 
-- its hash matches its content, and its line is byte for byte what the writer wrote (so a key
-  cannot be duplicated for parsers that read the first occurrence) - catches an **edited** record;
+- its hash matches the exact bytes of its line - catches an **edited** record (also one changed
+  only in whitespace or by a duplicated key that parsers might read differently);
 - it follows the record before it (seq + 1, prev = that record's hash) - catches a **deleted**,
   **inserted**, **reordered** or re-hashed record, within a file and across rotated files;
 - every checkpoint's Ed25519 signature verifies and its signed head is the chain before it -
@@ -48,10 +48,11 @@ class Problem:
     audit_id: str = ""
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        # auditIDs come from the (possibly forged) log: escaped, so a problem is always one honest line
+        where = _printable(f"{self.file}:{self.line}" if self.line else self.file)
         about = [f"seq {self.seq}"] if self.seq is not None else []
         if self.audit_id:
-            about.append(f"auditID {self.audit_id}")
+            about.append(f"auditID {_printable(self.audit_id)}")
         return f"{where}: {self.message}" + (f" [{', '.join(about)}]" if about else "")
 
 
@@ -90,6 +91,7 @@ class _Position:
     hash: str
     file: str
     line: int
+    audit_id: str = ""
 
 
 @dataclass
@@ -125,6 +127,7 @@ class _Verifier:
     checkpoints: int = 0
     last_valid: tuple[chain.Checkpoint, str, int] | None = None
     after_close: bool = False
+    twin: _Position | None = None  # a second record claiming the head's seq; which is genuine is decided next
     witnesses: dict[int, _Witness] = field(default_factory=dict)
 
     def run(self, files: list[Path], witness_files: list[Path]) -> VerifyReport:
@@ -143,12 +146,18 @@ class _Verifier:
 
     # --- reporting -----------------------------------------------------------------------------
 
-    def _problem(self, file: str, line: int, message: str, record: Any = None, seq: int | None = None) -> None:
+    def _problem(self, file: str, line: int, message: str, record: Any = None, seq: int | None = None,
+                 audit_id: str = "") -> None:
         if len(self.problems) >= MAX_PROBLEMS:
             self.more_problems += 1
             return
-        audit_id = record.get("auditID") if isinstance(record, dict) else ""
-        self.problems.append(Problem(file, line, message, seq, audit_id if isinstance(audit_id, str) else ""))
+        if isinstance(record, dict):
+            audit_id = _audit_id(record)
+        self.problems.append(Problem(file, line, message, seq, audit_id))
+
+    def _repeat(self, at: _Position) -> None:
+        self._problem(at.file, at.line, f"repeats seq {at.seq}, which came earlier (a copied or inserted record)",
+                      seq=at.seq, audit_id=at.audit_id)
 
     # --- ordering ------------------------------------------------------------------------------
 
@@ -198,8 +207,8 @@ class _Verifier:
             self._problem(name, number, "the file ends in the middle of a record (truncated)")
             return False
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = _DECODER.decode(line.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             self._problem(name, number, "not valid JSON (edited or damaged)")
             self.unreadable += 1
             return False
@@ -210,10 +219,11 @@ class _Verifier:
             self.unreadable += 1
             return False
         self.records += 1
-        if line != chain.line_bytes(record):
-            self._problem(name, number, "not byte-identical to the record as written "
-                          "(reformatted, or a key appears twice so parsers may disagree)", record, link.seq)
-        if chain.record_hash(record) != link.hash:
+        hashes = chain.line_hashes(line)
+        if hashes is None:
+            self._problem(name, number, "not in the form the writer writes (the hash must end the line): "
+                          "reformatted or edited", record, link.seq)
+        elif hashes[1] != hashes[0]:
             self._problem(name, number, "content does not match its hash (edited)", record, link.seq)
         self._place(name, number, record, link, first_in_file)
         return True
@@ -223,23 +233,35 @@ class _Verifier:
         """Checks a record's position in the chain and moves the high-water mark."""
         is_checkpoint = chain.is_checkpoint(record)
         high = self.high
-        linked = False
+        twin, self.twin = self.twin, None
+        if high is not None and link.seq <= high.seq:
+            if twin is not None:
+                self._repeat(twin)
+            self._out_of_order(name, number, record, link, high)
+            return
         if high is None:
             self.first_seq = link.seq
             if link.seq == 0 and link.prev != chain.GENESIS_PREV:
                 self._problem(name, number, "record 0 does not start from the genesis value", record, 0)
-            linked = link.seq == 0
         elif link.seq == high.seq + 1:
-            linked = link.prev == high.hash
-            if not linked:
+            if link.prev == high.hash:
+                if twin is not None:
+                    self._repeat(twin)
+            elif twin is not None and link.prev == twin.hash:
+                # The chain goes on from the twin: the record that got in first is the intruder.
+                self._problem(high.file, high.line, f"inserted record: it claims seq {high.seq}, but the chain "
+                              f"goes on from the other record with that seq ({twin.file}:{twin.line})",
+                              seq=high.seq, audit_id=high.audit_id)
+            else:
                 self._problem(name, number, self._unlinked_message(is_checkpoint, high), record, link.seq)
+                if twin is not None:
+                    self._repeat(twin)
         elif link.seq > high.seq + 1:
             missing = link.seq - high.seq - 1
             if missing > self.unreadable:  # unreadable lines already reported account for the rest
                 self.gaps.append(_Gap(high.seq + 1, link.seq - 1, name, number, first_in_file))
-        else:
-            self._out_of_order(name, number, record, link, high)
-            return
+            if twin is not None:
+                self._repeat(twin)
         self.unreadable = 0
         if self.after_close and not (is_checkpoint and _reason(record) in chain.RUN_STARTS):
             self._problem(name, number, "record after the log was closed (every run starts with a "
@@ -247,7 +269,18 @@ class _Verifier:
         self.after_close = False
         if is_checkpoint:
             self._check_checkpoint(name, number, record, link)
-        self.high = _Position(link.seq, link.hash, name, number)
+        self.high = _Position(link.seq, link.hash, name, number, _audit_id(record))
+
+    def _explain_bad_checkpoint(self, record: dict[str, Any], error: chain.ChainError) -> str:
+        # Name the key when it is simply a different one: the commonest cause is a wrong --key.
+        try:
+            claimed = chain.Checkpoint.from_statement(record["annotations"][chain.CHECKPOINT]).key_id
+        except (chain.ChainError, KeyError, TypeError):
+            return str(error)
+        expected = chain.key_id(self.public_key)
+        if claimed != expected:
+            return f"signed by key {_printable(claimed)}, not by the given key {expected} (wrong key, or forged)"
+        return str(error)
 
     def _unlinked_message(self, is_checkpoint: bool, high: _Position) -> str:
         if is_checkpoint:
@@ -270,15 +303,18 @@ class _Verifier:
                           if g.start <= g.end]
                 self.gaps[index:index + 1] = pieces
                 return
-        self._problem(name, number, f"repeats seq {link.seq}, which came earlier (a copied or inserted record)",
-                      record, link.seq)
+        here = _Position(link.seq, link.hash, name, number, _audit_id(record))
+        if link.seq == high.seq:
+            self.twin = here  # the next record shows which of the two the chain continues from
+        else:
+            self._repeat(here)
 
     def _check_checkpoint(self, name: str, number: int, record: dict[str, Any], link: chain.ChainLink) -> None:
         self.checkpoints += 1
         try:
             statement = chain.read_checkpoint(record, self.public_key)
         except chain.ChainError as exc:
-            self._problem(name, number, f"checkpoint: {exc}", record, link.seq)
+            self._problem(name, number, f"checkpoint: {self._explain_bad_checkpoint(record, exc)}", record, link.seq)
             return
         if statement.seq != link.seq:
             self._problem(name, number, f"checkpoint was signed at seq {statement.seq} but sits at seq {link.seq}: "
@@ -302,6 +338,8 @@ class _Verifier:
     # --- the end -------------------------------------------------------------------------------
 
     def _finish(self) -> None:
+        if self.twin is not None:
+            self._repeat(self.twin)
         for gap in self.gaps:
             count = gap.end - gap.start + 1
             span = f"seq {gap.start}" if count == 1 else f"seq {gap.start}..{gap.end}"
@@ -375,6 +413,26 @@ class _Verifier:
             annotations = record["annotations"]
             self.witnesses[link.seq] = _Witness(annotations[chain.CHECKPOINT], annotations[chain.SIGNATURE],
                                                 name, number, statement)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON the writer produces")
+
+
+# One decoder for every line (json.loads would build one per call); NaN and Infinity are not
+# JSON and the writer never produces them.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _audit_id(record: dict[str, Any]) -> str:
+    value = record.get("auditID")
+    return value if isinstance(value, str) else ""
 
 
 def _reason(record: dict[str, Any]) -> str:

@@ -24,3 +24,7 @@ class DataDir:
     @property
     def admin_kubeconfig(self) -> Path:
         return self.root / "admin.kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.root / "audit" / "audit.log"

@@ -9,6 +9,7 @@ from securekube.cli import errors
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; each group module adds its own subcommands."""
+    from securekube.cli import audit as audit_cmd
     from securekube.cli import pki as pki_cmd
     from securekube.cli import rbac as rbac_cmd
     from securekube.cli import secrets as secrets_cmd
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     pki_cmd.register(groups)
     secrets_cmd.register(groups)
     rbac_cmd.register(groups)
+    audit_cmd.register(groups)
     return parser
 
 

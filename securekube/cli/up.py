@@ -18,6 +18,8 @@ def register(groups: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", required=True, type=Path, help="directory for the cluster's keys and state")
     parser.add_argument("--port", type=int, default=6443, help="HTTPS port on 127.0.0.1 (default 6443)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--audit-policy", type=Path, default=None,
+                        help="an audit.k8s.io/v1 Policy file (default: the shipped docs/audit-policy.yaml)")
     parser.set_defaults(run=run)
 
 
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from securekube.pki.errors import PkiError
     from securekube.pki.layout import PkiPaths
     from securekube.policy.interfaces import PolicyError
+    from securekube.audit.errors import AuditError
     from securekube.storage.transform.model import EncryptionConfigError
 
     if not 0 < args.port < 65536:
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     config = ControlPlaneConfig(
         database=data_dir.database, encryption_config=data_dir.encryption_config, pki_dir=data_dir.pki,
         serving=ServingCerts(str(pki.cert("apiserver")), str(pki.key("apiserver")), str(pki.cert("ca"))),
-        host=args.host, port=args.port)
+        host=args.host, port=args.port, audit_log=data_dir.audit_log, audit_policy=args.audit_policy)
 
     def ready() -> None:
         _step("ready")
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         serve(config, report=_step, on_listening=ready)
-    except (EncryptionConfigError, PkiError, PolicyError) as exc:
+    except (EncryptionConfigError, PkiError, PolicyError, AuditError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot start the API server: {exc.strerror or exc}") from None

@@ -74,6 +74,19 @@ class PodCgroups:
         for hierarchy in hierarchies:
             self._remove_tree(hierarchy / relative, time.monotonic() + timeout_seconds)
 
+    def remove_parent(self) -> None:
+        """Remove the (empty) parent of all pod cgroups, when the node goes away."""
+        hierarchies = [self.root] if self.unified else [
+            entry for entry in self.root.iterdir() if entry.is_dir()]
+        for hierarchy in hierarchies:
+            try:
+                os.rmdir(hierarchy / self.parent)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise CgroupError(f"cannot remove {hierarchy / self.parent}: "
+                                  f"{error.strerror or error}") from None
+
     @staticmethod
     def _remove_tree(directory: Path, deadline: float) -> None:
         if not directory.is_dir():

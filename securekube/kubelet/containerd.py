@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from securekube.kubelet.cri.client import CriClient, CriError, CriTimeouts
 from securekube.kubelet.images import PAUSE_IMAGE
 
 # AF_UNIX paths are limited to 108 bytes including the NUL; containerd also appends ".ttrpc".
@@ -262,6 +263,12 @@ class Containerd:
         return self._paths
 
     @property
+    def systemd_cgroup(self) -> bool:
+        """Whether runc uses the systemd cgroup driver here; pod cgroups (and with them pod pids
+        limits, see cgroups.py) need the cgroupfs driver, so a systemd host runs without them."""
+        return systemd_is_init()
+
+    @property
     def snapshotter(self) -> str:
         if self._snapshotter is None:
             raise ContainerdError("containerd has not been started")
@@ -278,6 +285,10 @@ class Containerd:
         """Write the config and start containerd; returns when its socket answers, or raises."""
         if self._process is not None:
             raise ContainerdError("containerd is already running")
+        if len(str(self._paths.socket)) > _MAX_SOCKET_PATH:
+            raise ContainerdError(
+                f"containerd socket path is too long for a unix socket ({len(str(self._paths.socket))} > "
+                f"{_MAX_SOCKET_PATH} bytes): choose a shorter node directory than {self._paths.base}")
         containerd = shutil.which(self._config.containerd_binary)
         runc = shutil.which(self._config.runc_binary)
         if containerd is None or runc is None:
@@ -286,16 +297,12 @@ class Containerd:
             raise ContainerdError(
                 f"CNI plugins not found in {self._config.network.plugin_dir} "
                 "(Debian: apt-get install containernetworking-plugins)")
-        if len(str(self._paths.socket)) > _MAX_SOCKET_PATH:
-            raise ContainerdError(
-                f"containerd socket path is too long for a unix socket ({len(str(self._paths.socket))} > "
-                f"{_MAX_SOCKET_PATH} bytes): choose a shorter node directory than {self._paths.base}")
 
         self._prepare_directories()
         snapshotter = self._config.snapshotter or (
             "overlayfs" if overlayfs_works(self._paths.root) else "native")
         self._paths.config.write_text(containerd_toml(
-            self._config, self._paths, snapshotter, systemd_is_init(), runc,
+            self._config, self._paths, snapshotter, self.systemd_cgroup, runc,
             restrict_oom_score_adj=not can_lower_oom_score()))
         conflist = cni_conflist(self._config.network, self._paths.cni_ipam_dir)
         (self._paths.cni_conf_dir / f"10-{self._config.network.name}.conflist").write_text(
@@ -347,7 +354,7 @@ class Containerd:
                 raise ContainerdError(
                     f"containerd exited with status {self._process.returncode} during start-up; "
                     f"see {self._paths.log}:\n{self._log_tail()}")
-            if self._socket_accepts():
+            if self._socket_accepts() and self._cri_initialized():
                 return
             time.sleep(0.05)
         raise ContainerdError(
@@ -365,6 +372,16 @@ class Containerd:
                 return False
         return True
 
+    def _cri_initialized(self) -> bool:
+        # The socket opens before the CRI plugin has recovered its state; until then every CRI
+        # call fails with "server is not initialized yet".
+        with CriClient(self._paths.socket, CriTimeouts(default=2.0)) as cri:
+            try:
+                cri.version()
+            except CriError:
+                return False
+        return True
+
     def _log_tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self._paths.log.read_text(errors="replace").splitlines()[-lines:])
@@ -372,20 +389,21 @@ class Containerd:
             return "(no log)"
 
     def _remove_all_pods(self) -> None:
-        # Imported here: the client module needs grpc, which only a running node requires.
-        from securekube.kubelet.cri.client import CriClient, CriError, CriTimeouts
-
         if not self._socket_accepts():
             return
         timeout = self._config.stop_timeout_seconds
         timeouts = CriTimeouts(default=timeout, sandbox=timeout, container=timeout)
         with CriClient(self._paths.socket, timeouts) as cri:
-            for sandbox in cri.list_pod_sandboxes():
+            try:
+                sandboxes = cri.list_pod_sandboxes()
+            except CriError:
+                return  # best effort: the mount clean-up after containerd stops still runs
+            for sandbox in sandboxes:
                 try:
                     cri.stop_pod_sandbox(sandbox.id)
                     cri.remove_pod_sandbox(sandbox.id)
                 except CriError:
-                    continue  # best effort: the mount clean-up below still runs
+                    continue
 
     def _terminate(self) -> None:
         process, self._process = self._process, None

@@ -17,6 +17,8 @@ Go `rego` package). What that binding does and does not do shapes this module:
   throw-away binding engine and evaluates a trivial query to surface compile errors before the
   new modules replace the old ones.
 - Rego `print()` output is dropped: it can carry input values, which must not reach a log.
+- The binding can trace an evaluation for coverage (`evaluate_with_coverage`, for the test
+  runner): the report lists, per module, the source ranges evaluated and those not evaluated.
 """
 from __future__ import annotations
 
@@ -34,7 +36,17 @@ from typing import Any
 
 from securekube.policy.interfaces import PolicyCompileError, PolicyError, PolicyTimeout, QueryResult
 
-__all__ = ["BINDING_MODULE", "EmbeddedEngineConfig", "EmbeddedOpaEngine", "embedded_engine_available"]
+__all__ = [
+    "BINDING_MODULE",
+    "CoverageReport",
+    "EmbeddedEngineConfig",
+    "EmbeddedOpaEngine",
+    "embedded_engine_available",
+]
+
+# The binding's coverage report of one evaluation: {"files": {module: {"covered": [ranges],
+# "not_covered": [ranges], ...}}, ...}, a range being {"start": {"row", "col"}, "end": {...}}.
+CoverageReport = Mapping[str, Any]
 
 BINDING_MODULE = "opa_bindings"
 _BINDING_PACKAGE = "opa-golib-python-bindings"
@@ -109,20 +121,22 @@ def _binding_error(binding: ModuleType, exc: Exception, error_type: type[PolicyE
 class _Job:
     """One evaluation handed to a worker, and its answer once the worker has one."""
 
-    def __init__(self, snapshot: _Snapshot, query: str, input_json: str | None) -> None:
+    def __init__(self, snapshot: _Snapshot, query: str, input_json: str | None, coverage: bool = False) -> None:
         self.snapshot = snapshot
         self.query = query
         self.input_json = input_json
+        self.coverage = coverage
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._abandoned = False
         self._result: QueryResult = ()
         self._error: PolicyError | None = None
+        self._coverage_report: CoverageReport | None = None
 
-    def finish(self, result: QueryResult, error: PolicyError | None) -> bool:
+    def finish(self, result: QueryResult, error: PolicyError | None, report: CoverageReport | None = None) -> bool:
         """Record the answer; True when the caller had already given up waiting for it."""
         with self._lock:
-            self._result, self._error = result, error
+            self._result, self._error, self._coverage_report = result, error, report
             self._done.set()
             return self._abandoned
 
@@ -141,6 +155,9 @@ class _Job:
         if self._error is not None:
             raise self._error
         return self._result
+
+    def coverage_report(self) -> CoverageReport | None:
+        return self._coverage_report
 
 
 class _Worker:
@@ -168,8 +185,8 @@ class _Worker:
         abandoned = False
         try:
             while (job := self._jobs.get()) is not None:
-                result, error = self._evaluate(job)
-                if job.finish(result, error):
+                result, error, report = self._evaluate(job)
+                if job.finish(result, error, report):
                     abandoned = True
                     break
         finally:
@@ -177,14 +194,17 @@ class _Worker:
             if abandoned:
                 self._release_slot()
 
-    def _evaluate(self, job: _Job) -> tuple[QueryResult, PolicyError | None]:
+    def _evaluate(self, job: _Job) -> tuple[QueryResult, PolicyError | None, CoverageReport | None]:
         try:
             engine = self._engine_for(job.snapshot)
             input_doc = None if job.input_json is None else json.loads(job.input_json)
+            if job.coverage:
+                rows = engine.eval_query(job.query, input_doc, coverage=True)
+                return tuple(rows), None, engine.last_coverage
             rows = engine.eval_query(job.query, input_doc)
         except Exception as exc:  # whatever failed, the caller gets an error, never an answer
-            return (), _binding_error(self._binding, exc)
-        return tuple(rows), None
+            return (), _binding_error(self._binding, exc), None
+        return tuple(rows), None, None
 
     def _engine_for(self, snapshot: _Snapshot) -> Any:
         if self._engine is None or self._generation != snapshot.generation:
@@ -263,6 +283,19 @@ class EmbeddedOpaEngine:
     # -- evaluation ----------------------------------------------------------------------
 
     def evaluate(self, query: str, input_doc: Any = None, *, timeout: float) -> QueryResult:
+        return self._run(query, input_doc, timeout=timeout, coverage=False).answer()
+
+    def evaluate_with_coverage(
+        self, query: str, input_doc: Any = None, *, timeout: float
+    ) -> tuple[QueryResult, CoverageReport | None]:
+        """`evaluate`, traced: also the coverage report of this evaluation (None if the binding gave none).
+
+        Tracing makes an evaluation several times slower; it is for test runs, not requests.
+        """
+        job = self._run(query, input_doc, timeout=timeout, coverage=True)
+        return job.answer(), job.coverage_report()
+
+    def _run(self, query: str, input_doc: Any, *, timeout: float, coverage: bool) -> _Job:
         if not (math.isfinite(timeout) and timeout > 0):
             raise ValueError("timeout must be a positive number of seconds")
         # Serialised here, in the caller's thread: the worker may outlive this call (timeout)
@@ -274,13 +307,13 @@ class EmbeddedOpaEngine:
         caller_holds_slot = True
         try:
             worker, snapshot = self._checkout()
-            job = _Job(snapshot, query, input_json)
+            job = _Job(snapshot, query, input_json, coverage)
             worker.submit(job)
             if not job.wait(max(0.0, deadline - time.monotonic())) and job.abandon():
                 caller_holds_slot = False  # the worker gives it back when the evaluation ends
                 raise PolicyTimeout(f"policy evaluation did not finish within {timeout:g}s")
             self._checkin(worker)
-            return job.answer()
+            return job
         finally:
             if caller_holds_slot:
                 self._slots.release()

@@ -2,7 +2,8 @@
 
 A policy folder (the layout of gatekeeper-library) is
 
-    policies/<name>/policy.rego          one Rego v1 package defining `deny`
+    policies/<name>/policy.rego          one Rego v1 package defining `deny` (admission policies
+                                         may also define `warn` and `patch`)
     policies/<name>/policy_test.rego     its `test_*` rules (run by `testing.py`)
     policies/<name>/samples/allowed/*.yaml, samples/disallowed/*.yaml
 
@@ -28,14 +29,17 @@ from typing import Any
 from securekube.policy.interfaces import PolicyCompileError, PolicyEngine, PolicyError
 
 __all__ = [
+    "ADMISSION_PACKAGE",
     "AUTHORIZATION_PACKAGE",
     "DENY_RULE",
     "FORBIDDEN_BUILTINS",
+    "PATCH_RULE",
     "POLICY_FILE",
     "Policy",
     "PolicyLoadError",
     "RegoModule",
     "TEST_FILE",
+    "WARN_RULE",
     "load_policies",
     "parse_module",
     "read_policies",
@@ -47,8 +51,12 @@ SAMPLES_DIR = "samples"
 ALLOWED_SAMPLES = "allowed"
 DISALLOWED_SAMPLES = "disallowed"
 DENY_RULE = "deny"
+WARN_RULE = "warn"  # admission policies: messages returned to the client as warnings
+PATCH_RULE = "patch"  # admission policies: JSON patch operations applied to the object
 # Authorization policies are the packages directly below this one (securekube.authz.<name>).
 AUTHORIZATION_PACKAGE = ("securekube", "authz")
+# Admission policies likewise (securekube.admission.<name>); their inputs are AdmissionReviews.
+ADMISSION_PACKAGE = ("securekube", "admission")
 TEST_RULE_PREFIX = "test_"
 # Builtins whose answers come from outside the process: the network, DNS, the environment.
 FORBIDDEN_BUILTINS = ("http.send", "net.lookup_ip_addr", "opa.runtime")
@@ -71,6 +79,8 @@ class RegoModule:
     source: str
     package: tuple[str, ...]  # the package path below `data`, e.g. ("securekube", "authz", "x")
     rules: tuple[str, ...]  # names of the plain rules it defines (no functions), first mention first
+    # Every dotted reference prefix the module mentions (`data`, `data.inventory`, `http.send`, ...).
+    references: frozenset[str] = frozenset()
 
     @property
     def module_name(self) -> str:
@@ -88,6 +98,10 @@ class RegoModule:
 
     def rule_ref(self, rule: str) -> str:
         return f"{self.package_ref}[{json.dumps(rule)}]"
+
+    def mentions(self, reference: str) -> bool:
+        """Whether the module refers to `reference` (e.g. `data.inventory`) or something below it."""
+        return reference in self.references
 
 
 @dataclass(frozen=True)
@@ -108,8 +122,19 @@ class Policy:
     @property
     def is_authorization(self) -> bool:
         """Whether this is an authorization policy (its inputs are SubjectAccessReviews)."""
-        package = self.module.package
-        return len(package) == len(AUTHORIZATION_PACKAGE) + 1 and package[:-1] == AUTHORIZATION_PACKAGE
+        return _directly_below(self.module.package, AUTHORIZATION_PACKAGE)
+
+    @property
+    def is_admission(self) -> bool:
+        """Whether this is an admission policy (its inputs are admission.k8s.io/v1 AdmissionReviews)."""
+        return _directly_below(self.module.package, ADMISSION_PACKAGE)
+
+    def defines(self, rule: str) -> bool:
+        return rule in self.module.rules
+
+
+def _directly_below(package: tuple[str, ...], parent: tuple[str, ...]) -> bool:
+    return len(package) == len(parent) + 1 and package[:-1] == parent
 
 
 def load_policies(root: Path, engine: PolicyEngine, *, timeout: float = PARSE_TIMEOUT) -> tuple[Policy, ...]:
@@ -154,10 +179,12 @@ def parse_module(engine: PolicyEngine, path: Path, source: str, *, timeout: floa
     if len(rows) != 1 or not isinstance(rows[0].get("module"), dict):
         raise PolicyCompileError(f"{path}: the parser gave no module")
     ast = rows[0]["module"]
-    forbidden = sorted(set(_refs(ast)).intersection(FORBIDDEN_BUILTINS))
+    references = frozenset(_refs(ast))
+    forbidden = sorted(references.intersection(FORBIDDEN_BUILTINS))
     if forbidden:
         raise PolicyLoadError(f"{path}: calls {', '.join(forbidden)}, which policies may not use")
-    return RegoModule(path=path, source=source, package=_package(path, ast), rules=_rule_names(ast))
+    return RegoModule(path=path, source=source, package=_package(path, ast), rules=_rule_names(ast),
+                      references=references)
 
 
 def _policy_dirs(root: Path) -> list[Path]:

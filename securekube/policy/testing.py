@@ -7,7 +7,12 @@ value, or an evaluation error fails it. (`todo_test_*` rules are not tests, as i
 Samples, as gatekeeper-library's CI checks them: the policy's `deny` is evaluated with each
 sample as `input`; every samples/allowed/*.yaml must give no message and every
 samples/disallowed/*.yaml at least one. For authorization policies the samples are
-SubjectAccessReview objects (authorization.k8s.io/v1).
+SubjectAccessReview objects (authorization.k8s.io/v1). For admission policies a sample is either
+a Kubernetes object, evaluated as the AdmissionReview of its creation, or an AdmissionReview
+(for other operations, users and subresources).
+
+Coverage, as `opa test --coverage` reports it, when asked for and the engine can trace
+(`evaluate_with_coverage`): which lines of policy.rego the test rules evaluated.
 
 A policy without a policy_test.rego, without a `test_*` rule, or without samples of both kinds
 fails: an untested policy is not shipped.
@@ -22,7 +27,9 @@ from typing import Any
 
 import yaml
 
-from securekube.policy.interfaces import PolicyEngine, PolicyError
+from securekube.policy.admission_input import as_admission_review
+from securekube.policy.coverage import CoverageAccumulator, FileCoverage
+from securekube.policy.interfaces import PolicyEngine, PolicyError, QueryResult
 from securekube.policy.loader import TEST_FILE, TEST_RULE_PREFIX, Policy, RegoModule
 
 __all__ = ["DEFAULT_TEST_TIMEOUT", "CaseResult", "PolicyReport", "check_policies", "check_policy", "format_reports"]
@@ -50,6 +57,7 @@ class PolicyReport:
     policy: str
     cases: tuple[CaseResult, ...]
     problems: tuple[str, ...]  # what is wrong with the folder as a whole (no tests, no samples, ...)
+    coverage: FileCoverage | None = None  # of policy.rego by the test rules, when asked for
 
     @property
     def passed(self) -> bool:
@@ -61,17 +69,21 @@ class PolicyReport:
 
 
 def check_policies(
-    policies: Iterable[Policy], engine: PolicyEngine, *, timeout: float = DEFAULT_TEST_TIMEOUT
+    policies: Iterable[Policy], engine: PolicyEngine, *, timeout: float = DEFAULT_TEST_TIMEOUT,
+    coverage: bool = False,
 ) -> tuple[PolicyReport, ...]:
     """`check_policy` for each policy, one after the other in the same engine."""
-    return tuple(check_policy(policy, engine, timeout=timeout) for policy in policies)
+    return tuple(check_policy(policy, engine, timeout=timeout, coverage=coverage) for policy in policies)
 
 
-def check_policy(policy: Policy, engine: PolicyEngine, *, timeout: float = DEFAULT_TEST_TIMEOUT) -> PolicyReport:
+def check_policy(
+    policy: Policy, engine: PolicyEngine, *, timeout: float = DEFAULT_TEST_TIMEOUT, coverage: bool = False
+) -> PolicyReport:
     """Run the Rego tests and the samples of `policy`.
 
     The engine's modules are replaced by the policy and its tests: pass a scratch engine, never
-    the one that serves requests.
+    the one that serves requests. With `coverage`, the test rules are traced (when the engine
+    can) and the report says which lines of policy.rego they evaluated.
     """
     problems = list(_folder_problems(policy))
     modules = {policy.module.module_name: policy.module.source}
@@ -81,10 +93,13 @@ def check_policy(policy: Policy, engine: PolicyEngine, *, timeout: float = DEFAU
         engine.load(modules)
     except PolicyError as exc:
         return PolicyReport(policy.name, (), (*problems, f"does not compile: {exc}"))
-    cases = [_run_test(policy.tests, rule, engine, timeout) for rule in _test_rules(policy)] if policy.tests else []
+    accumulator = CoverageAccumulator() if coverage and hasattr(engine, "evaluate_with_coverage") else None
+    cases = [_run_test(policy.tests, rule, engine, timeout, accumulator)
+             for rule in _test_rules(policy)] if policy.tests else []
     cases += [_run_sample(policy, path, False, engine, timeout) for path in policy.allowed_samples]
     cases += [_run_sample(policy, path, True, engine, timeout) for path in policy.disallowed_samples]
-    return PolicyReport(policy.name, tuple(cases), tuple(problems))
+    file_coverage = accumulator.file(policy.module.module_name) if accumulator is not None else None
+    return PolicyReport(policy.name, tuple(cases), tuple(problems), file_coverage)
 
 
 def format_reports(reports: Iterable[PolicyReport]) -> str:
@@ -115,9 +130,16 @@ def _test_rules(policy: Policy) -> tuple[str, ...]:
     return tuple(rule for rule in policy.tests.rules if rule.startswith(TEST_RULE_PREFIX))
 
 
-def _run_test(tests: RegoModule, rule: str, engine: PolicyEngine, timeout: float) -> CaseResult:
+def _run_test(tests: RegoModule, rule: str, engine: PolicyEngine, timeout: float,
+              accumulator: CoverageAccumulator | None = None) -> CaseResult:
+    query = f"result := {tests.rule_ref(rule)}"
     try:
-        rows = engine.evaluate(f"result := {tests.rule_ref(rule)}", timeout=timeout)
+        rows: QueryResult
+        if accumulator is not None:
+            rows, report = engine.evaluate_with_coverage(query, timeout=timeout)  # type: ignore[attr-defined]
+            accumulator.add(report)
+        else:
+            rows = engine.evaluate(query, timeout=timeout)
     except PolicyError as exc:
         return CaseResult(rule, False, f"error: {exc}")
     if not rows:
@@ -159,4 +181,9 @@ def _read_sample(policy: Policy, path: Path) -> dict[str, Any]:
         raise ValueError("is not a YAML object")
     if policy.is_authorization and (sample.get("apiVersion"), sample.get("kind")) != (SAR_API_VERSION, SAR_KIND):
         raise ValueError(f"an authorization policy's samples must be {SAR_API_VERSION} {SAR_KIND} objects")
+    if policy.is_admission:
+        if not sample.get("kind") or not sample.get("apiVersion"):
+            raise ValueError("an admission policy's samples must be Kubernetes objects (apiVersion, kind) "
+                             "or AdmissionReviews")
+        return as_admission_review(sample)
     return sample

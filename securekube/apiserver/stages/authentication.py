@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
+
+from starlette.concurrency import run_in_threadpool
 
 from securekube.api.errors import unauthorized
 from securekube.apiserver.stages.respond import send_status
@@ -12,8 +14,10 @@ log = logging.getLogger("securekube.authn")
 
 
 class AuthenticationStage:
-    def __init__(self, app: Any, authenticator: Authenticator) -> None:
-        self.app, self._authenticator = app, authenticator
+    def __init__(self, app: Any, authenticator: Authenticator,
+                 on_failure: Callable[[dict, str], None] = lambda scope, reason: None) -> None:
+        """`on_failure(scope, reason)` records a refusal (the audit log); if it fails, the request still gets 401."""
+        self.app, self._authenticator, self._on_failure = app, authenticator, on_failure
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -33,6 +37,7 @@ class AuthenticationStage:
             # The client learns nothing about which check failed; the reason stays server-side.
             scope["securekube.authn_failure"] = reason
             log.info("authentication failed: %s %s: %s", scope.get("method"), scope.get("path"), reason)
+            await run_in_threadpool(self._on_failure, scope, reason)
             await send_status(send, unauthorized())
             return
         scope["securekube.user"] = user

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from securekube.api.errors import ApiError, forbidden
-from securekube.apiserver.requestinfo import RequestInfo, parse_request_info
+from securekube.apiserver.requestinfo import RequestInfo, request_info
 from securekube.apiserver.stages.respond import send_status
 from securekube.authn.interfaces import UserInfo
 from securekube.authz.interfaces import Attributes, Authorizer, Decision, Verdict
@@ -40,12 +39,10 @@ class AuthorizationStage:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        info = parse_request_info(scope["method"], scope["path"], query)
+        info = request_info(scope)
         user = scope["securekube.user"]
         attrs = attributes_for(user, info)
         decision = self._authorizer.authorize(attrs)
-        scope["securekube.request_info"] = info
         scope["securekube.authz_decision"] = decision
         if decision.verdict is not Verdict.ALLOW:
             await send_status(send, forbidden_message(user.username, info, decision))

@@ -6,6 +6,7 @@ reader has already rejected lines that are not Event-shaped objects.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -17,6 +18,7 @@ FINAL_STAGES = frozenset({"ResponseComplete", "Panic"})
 UNAUTHENTICATED = "(unauthenticated)"  # how a request without a user name is shown
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_CANONICAL_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z\Z")
 
 
 def _obj(value: Any) -> Mapping[str, Any]:
@@ -155,6 +157,21 @@ def parse_time(text: str) -> datetime | None:
 
 def received_at(event: Mapping[str, Any]) -> datetime | None:
     return parse_time(timestamp_text(event))
+
+
+def sortable_time(text: str) -> str | None:
+    """The timestamp as UTC `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn`, which sorts as text; None if unreadable.
+
+    Upstream writes UTC with a `Z` and 0-9 fraction digits; that common form is handled with string
+    slicing (this runs once per request in summaries), anything else through a real parse.
+    """
+    if _CANONICAL_UTC.match(text):
+        return text[:19] + "." + text[20:-1].ljust(9, "0")
+    moment = parse_time(text)
+    if moment is None:
+        return None
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}000"
 
 
 def is_service_account(user: str) -> bool:

@@ -50,6 +50,22 @@ class LogLine(NamedTuple):
     raw: bytes
 
 
+class PendingLine(NamedTuple):
+    """An intermediate-stage line (RequestReceived, ResponseStarted) not parsed yet.
+
+    Most requests' final stage follows and makes the intermediate one irrelevant (stages.py), so
+    parsing it — about half of an upstream log's lines — is put off until it turns out to be needed.
+    """
+
+    audit_id: str
+    raw: bytes
+    source: str
+    number: int
+
+    def resolve(self, problems: ReadProblems) -> "LogLine | None":
+        return _EventDecoder()(self.raw, self.source, self.number, problems)
+
+
 @dataclass(frozen=True)
 class LineFilter:
     """A cheap test on a raw line that never rejects a line whose event the exact check would accept.
@@ -113,7 +129,9 @@ class LineFilter:
 def _escape_markers(value: str) -> set[bytes]:
     if any(ch in '"\\' or ord(ch) < 0x20 for ch in value):
         return {b"\\"}  # any escape could be part of the value: parse every line with a backslash
-    return {b"\\u", b"\\/"} if "/" in value else {b"\\u"}
+    # An ASCII character can only be \u-escaped as \u00XX; the longer marker is rarer and faster to find.
+    unicode_escape = b"\\u00" if value.isascii() else b"\\u"
+    return {unicode_escape, b"\\/"} if "/" in value else {unicode_escape}
 
 
 class _InputEnded(Exception):
@@ -175,7 +193,7 @@ def _first_event_time(path: str) -> datetime | None:
     seen = 0
     try:
         with open(path, "rb", buffering=0) as stream:
-            for _, block in _line_blocks(path, _decoded_chunks(stream), ignored):
+            for _, _, block in _line_blocks(path, _decoded_chunks(stream), ignored):
                 for raw in block.split(b"\n"):
                     seen += len(raw) + 1
                     try:
@@ -251,8 +269,8 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _line_blocks(source: str, chunks: Iterator[bytes], problems: ReadProblems) -> Iterator[tuple[int, bytes]]:
-    """Runs of complete lines (joined by newlines, no trailing one), each with its first line's number - 1.
+def _line_blocks(source: str, chunks: Iterator[bytes], problems: ReadProblems) -> Iterator[tuple[int, int, bytes]]:
+    """Runs of complete lines joined by newlines (no trailing one): (number before the first, lines, block).
 
     When the data ends early (truncated gzip, read error) the lines read so far, including a last
     partial one, are still given, and the problem is recorded at the line where the data stopped.
@@ -276,8 +294,9 @@ def _line_blocks(source: str, chunks: Iterator[bytes], problems: ReadProblems) -
                 leftover = data
             else:
                 block, leftover = data[:cut], data[cut + 1:]
-                yield number, block
-                number += block.count(b"\n") + 1
+                lines = block.count(b"\n") + 1
+                yield number, lines, block
+                number += lines
             if len(leftover) > MAX_LINE_BYTES:
                 leftover, skipping = b"", True
     except _InputEnded as exc:
@@ -286,7 +305,7 @@ def _line_blocks(source: str, chunks: Iterator[bytes], problems: ReadProblems) -
         number += 1
         problems.add(source, number, kinds.LINE_TOO_LONG, f"over {MAX_LINE_BYTES} bytes")
     elif leftover:
-        yield number, leftover
+        yield number, 1, leftover
         number += 1
     if ended is not None:
         problems.add(source, number + (0 if leftover else 1), ended.kind, ended.detail)
@@ -296,8 +315,12 @@ def _line_blocks(source: str, chunks: Iterator[bytes], problems: ReadProblems) -
 
 
 def read_events(paths: Sequence[str], problems: ReadProblems, line_filter: LineFilter | None = None,
-                stdin: BinaryIO | None = None) -> Iterator[LogLine]:
+                stdin: BinaryIO | None = None, defer_intermediate: bool = False) -> Iterator[LogLine]:
     """Every usable event of the inputs, files in the order their events happened.
+
+    With `defer_intermediate` (and no line_filter), lines that are recognisably intermediate stages
+    come as PendingLine, unparsed; `stages.one_per_request` resolves the few it needs. Recognition
+    is conservative (see _intermediate_audit_id): anything unusual is parsed as usual.
 
     With a `line_filter`, only lines that contain the values it looks for (or an escape that could
     hide one) are parsed; the other lines are still checked for the cheap signs of damage (a line
@@ -307,7 +330,8 @@ def read_events(paths: Sequence[str], problems: ReadProblems, line_filter: LineF
     """
     for path in in_time_order(check_inputs(paths)):
         if path == STDIN:
-            yield from _events_in("<stdin>", _decoded_chunks(stdin or sys.stdin.buffer), problems, line_filter)
+            yield from _events_in("<stdin>", _decoded_chunks(stdin or sys.stdin.buffer), problems, line_filter,
+                                  defer_intermediate)
             continue
         try:
             stream = open(path, "rb", buffering=0)
@@ -315,24 +339,28 @@ def read_events(paths: Sequence[str], problems: ReadProblems, line_filter: LineF
             problems.add(path, 0, kinds.UNREADABLE, exc.strerror or type(exc).__name__)
             continue
         with stream:
-            yield from _events_in(path, _decoded_chunks(stream), problems, line_filter)
+            yield from _events_in(path, _decoded_chunks(stream), problems, line_filter, defer_intermediate)
 
 
 def _events_in(source: str, chunks: Iterator[bytes], problems: ReadProblems,
-               line_filter: LineFilter | None) -> Iterator[LogLine]:
+               line_filter: LineFilter | None, defer_intermediate: bool = False) -> Iterator[Any]:
     decode = _EventDecoder()
     blocks = _line_blocks(source, chunks, problems)
     if line_filter is None:
-        for before, block in blocks:
+        for before, _, block in blocks:
             for number, raw in enumerate(block.split(b"\n"), before + 1):
-                if raw:
-                    record = decode(raw, source, number, problems)
-                    if record is not None:
-                        yield record
+                if not raw:
+                    continue
+                if defer_intermediate and (audit_id := _intermediate_audit_id(raw)) is not None:
+                    yield PendingLine(audit_id, raw, source, number)
+                    continue
+                record = decode(raw, source, number, problems)
+                if record is not None:
+                    yield record
         return
     search = _CandidateSearch(line_filter)
-    for before, block in blocks:
-        if search.block_is_intact(block):
+    for before, lines, block in blocks:
+        if search.block_is_intact(block, lines):
             for start, raw in search.candidates(block):
                 if search.admits(raw):
                     # The line number costs a scan of the block so far: only counted when needed.
@@ -350,6 +378,39 @@ def _events_in(source: str, chunks: Iterator[bytes], problems: ReadProblems,
                 yield record
 
 
+_STAGE_KEY = b'"stage":"'
+_AUDIT_ID_KEY = b'"auditID":"'
+_INTERMEDIATE_STAGES = (b'RequestReceived"', b'ResponseStarted"')
+
+
+def _intermediate_audit_id(raw: bytes) -> str | None:
+    """The auditID of an intact v1 line at an intermediate stage, read without parsing; else None.
+
+    Only the compact form kube-apiserver writes qualifies, and only when the line has exactly one
+    stage key, one auditID key and one v1 marker, so a value nested in a request body cannot be
+    mistaken for the event's own; every other line is parsed as usual.
+    """
+    at = raw.find(_STAGE_KEY)
+    if at < 0:
+        return None
+    value_at = at + len(_STAGE_KEY)
+    if not raw.startswith(_INTERMEDIATE_STAGES, value_at) or raw.find(_STAGE_KEY, value_at) >= 0:
+        return None
+    id_key = raw.find(_AUDIT_ID_KEY)
+    if id_key < 0 or raw.find(_AUDIT_ID_KEY, id_key + 1) >= 0:
+        return None
+    start = id_key + len(_AUDIT_ID_KEY)
+    end = raw.find(b'"', start)
+    if end <= start or raw.find(b"\\", start, end) >= 0:
+        return None
+    if raw[0] != 123 or raw[-1] != 125 or raw.count(_V1_MARK) != 1:
+        return None
+    try:
+        return raw[start:end].decode()
+    except UnicodeDecodeError:
+        return None
+
+
 class _CandidateSearch:
     """Finds the lines of a block that a LineFilter could admit, with whole-block searches (C speed).
 
@@ -364,11 +425,13 @@ class _CandidateSearch:
         self.markers = line_filter.escape_markers
         self.admits = line_filter.compile()
 
-    def block_is_intact(self, block: bytes) -> bool:
-        """Every line starts with `{`, ends with `}` and has the v1 marker (checked by counting)."""
-        lines = block.count(b"\n") + 1
-        return (block[:1] == b"{" and block[-1:] == b"}" and block.count(b"}\n{") == lines - 1
-                and block.count(_V1_MARK) >= lines)
+    def block_is_intact(self, block: bytes, lines: int) -> bool:
+        """Whether each line seems to hold one v1 event: one v1 marker per line, `{` first, `}` last.
+
+        One count over the block; a file's last line (where a crash leaves a cut-off event) comes
+        as a block of its own, so its end is checked too.
+        """
+        return block[:1] == b"{" and block[-1:] == b"}" and block.count(_V1_MARK) == lines
 
     def candidates(self, block: bytes) -> Iterator[tuple[int, bytes]]:
         """(offset, line) of every line holding a value of the rarest group or an escape marker."""
