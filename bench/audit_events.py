@@ -96,7 +96,8 @@ def _request(rng: random.Random, user: dict | None) -> dict:
     group, res, namespaced = _weighted(rng, RESOURCES)  # type: ignore[misc]
     verb = str(_weighted(rng, VERBS))
     ns = rng.choice(NAMESPACES) if namespaced else ""
-    name = "" if verb in ("list", "watch") else f"{res.rstrip('s')}-{rng.randrange(1, 60)}"
+    singular = res[:-3] + "y" if res.endswith("ies") else res[:-1]
+    name = "" if verb in ("list", "watch") else f"{singular}-{rng.randrange(1, 60)}"
     if verb == "create" and rng.random() < 0.2:
         name = ""  # generateName: the name is only known from the response
     sub = ""

@@ -33,7 +33,7 @@ from securekube.audit.policy import AuditPolicy
 from securekube.authn.interfaces import UserInfo
 from securekube.authz.bootstrap_policy import bootstrap_objects
 from securekube.authz.node import InvalidPod, NodeAuthorizer
-from securekube.authz.opa import OPAAuthorizer
+from securekube.authz.opa import OPAAuthorizer, OPAAuthorizerConfig
 from securekube.authz.privileged import PrivilegedGroupAuthorizer
 from securekube.authz.rbac import RBACAuthorizer
 from securekube.authz.rules_review import self_subject_rules
@@ -57,6 +57,7 @@ RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 RELOAD_CHECK_SECONDS = 2.0
 CACHE_CATCH_UP_SECONDS = 5.0
 COMPACTION_INTERVAL_SECONDS = 300.0
+AUTHZ_POLICY_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ class ControlPlane:
         self._pod_informer = Informer(self.registry.store_for_kind("", "Pod"), self._pod_event, name="node-graph")
         self.policy_engine = EmbeddedOpaEngine()
         policies = [p for p in load_policies(config.policies_dir, self.policy_engine) if p.is_authorization]
-        opa = OPAAuthorizer(self.policy_engine, policies)
+        # The limit covers waiting for a free engine too: 1 s keeps a busy 2-core server from
+        # refusing admins by queueing alone, while a runaway policy still denies.
+        opa = OPAAuthorizer(self.policy_engine, policies, OPAAuthorizerConfig(eval_timeout=AUTHZ_POLICY_TIMEOUT_SECONDS))
         opa.verify()  # every policy loaded and answering, or no start
         # Node → OPA → system:masters → RBAC: the first ALLOW or DENY decides and all abstaining is a
         # deny. OPA only denies, and comes before system:masters so its rules bind everyone.

@@ -180,7 +180,7 @@ class ResourceHandlers:
         if store.type.namespaced:
             self.registry.check_namespace_accepts_content(namespace)
         self._guard(store, namespace, obj, None, req.user)
-        created = store.create(namespace, obj, dry_run=_dry_run(req.query))
+        created = store.create(namespace, obj, dry_run=_dry_run(req.query), requester=req.user)
         self._written(store, created)
         return Reply(201, created, warnings)
 

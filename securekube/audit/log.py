@@ -18,13 +18,12 @@ refuses to start rather than sign over a history it cannot vouch for.
 from __future__ import annotations
 
 import fcntl
-import gzip
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -33,12 +32,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from securekube.audit import chain
+from securekube.audit import chain, tail
 from securekube.audit.errors import AuditLogError
 from securekube.audit.event import API_VERSION, micro_time
 from securekube.audit.rotation import (
     LOG_MODE,
-    Backup,
     LogNames,
     Mill,
     RetentionPolicy,
@@ -50,8 +48,6 @@ from securekube.audit.rotation import (
 
 log = logging.getLogger("securekube.audit")
 
-_CHECKPOINT_MARK = b'"' + chain.CHECKPOINT.encode() + b'"'
-_TAIL_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -325,7 +321,7 @@ class AuditLog:
         doomed = plan_deletions(backups, self._retention, now)
         survivors = [b for b in backups if b not in doomed]
         state = replace(self._state, size=0)
-        first_kept = _first_seq(survivors[0]) if survivors else state.next_seq
+        first_kept = tail.first_seq(survivors[0]) if survivors else state.next_seq
         if first_kept is not None:
             # Retention only ever moves forward: a file put back later does not re-open a gap.
             state.retained_from = max(state.retained_from, first_kept)
@@ -399,11 +395,11 @@ class AuditLog:
         last = last_checkpoint = None
         trimmed = 0
         if active.exists():
-            last, last_checkpoint, trimmed = _read_active_tail(active)
+            last, last_checkpoint, trimmed = tail.read_active_tail(active)
         if last is None:
             backups = self._names.backups()
             if backups:
-                last, last_checkpoint = _read_backup_tail(backups[-1])
+                last, last_checkpoint = tail.read_backup_tail(backups[-1])
         if last is None:
             state = _ChainState(next_seq=0, head=chain.GENESIS_PREV, retained_from=0)
             reason = chain.REASON_START
@@ -431,7 +427,7 @@ class AuditLog:
                       trimmed: int) -> tuple[_ChainState, str]:
         active = self._names.active
         advice = "run `securekube audit verify` on it, then move it aside to start a new chain"
-        last = _parse(last_line, active)
+        last = tail.parse_last(last_line, active)
         try:
             link = chain.chain_link(last)
         except chain.ChainError as exc:
@@ -442,7 +438,7 @@ class AuditLog:
         if checkpoint_line is None:
             raise AuditLogError(f"no checkpoint found in {active}; {advice}")
         try:
-            statement = chain.read_checkpoint(_parse(checkpoint_line, active), self._key.public_key())
+            statement = chain.read_checkpoint(tail.parse_last(checkpoint_line, active), self._key.public_key())
         except chain.ChainError as exc:
             raise AuditLogError(f"the last checkpoint in {active} does not verify with this key ({exc}); {advice}") from None
         closed_cleanly = chain.is_checkpoint(last) and trimmed == 0 and \
@@ -507,105 +503,3 @@ def _replace_file(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(temp, path)
     sync_directory(path.parent)
-
-
-def _read_active_tail(path: Path) -> tuple[bytes | None, bytes | None, int]:
-    """The last record and last checkpoint of the active file, after cutting an unfinished line."""
-    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-    try:
-        size = os.fstat(fd).st_size
-        end = _end_of_last_line(fd, size)
-        if end < size:
-            os.ftruncate(fd, end)
-            os.fsync(fd)
-        last = checkpoint = None
-        for line in _lines_backward(fd, end):
-            if last is None:
-                last = line
-            if _is_checkpoint_line(line):
-                checkpoint = line
-                break
-        return last, checkpoint, size - end
-    finally:
-        os.close(fd)
-
-
-def _read_backup_tail(backup: Backup) -> tuple[bytes | None, bytes | None]:
-    last_line = checkpoint_line = None
-    opener = gzip.open if backup.path.name.endswith(".gz") else open
-    try:
-        with opener(backup.path, "rb") as handle:
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break
-                last_line = line
-                if _is_checkpoint_line(line):
-                    checkpoint_line = line
-    except (OSError, EOFError) as exc:
-        raise AuditLogError(f"cannot read {backup.path} to continue its chain: {exc}") from None
-    return last_line, checkpoint_line
-
-
-def _is_checkpoint_line(line: bytes) -> bool:
-    # The cheap test first; then parse, because a request body logged in an event may contain the
-    # same text without the event being a checkpoint.
-    if _CHECKPOINT_MARK not in line:
-        return False
-    try:
-        return chain.is_checkpoint(json.loads(line))
-    except (ValueError, RecursionError):
-        return False
-
-
-def _first_seq(backup: Backup) -> int | None:
-    # The mill may be swapping the plain file for its .gz right now: one of them exists.
-    for path in plain_and_compressed(backup.path):
-        opener = gzip.open if path.name.endswith(".gz") else open
-        try:
-            with opener(path, "rb") as handle:
-                first = handle.readline()
-            return chain.chain_link(json.loads(first)).seq
-        except FileNotFoundError:
-            continue
-        except (OSError, EOFError, ValueError, chain.ChainError):
-            return None
-    return None
-
-
-def _end_of_last_line(fd: int, size: int) -> int:
-    position = size
-    while position > 0:
-        start = max(0, position - _TAIL_CHUNK)
-        chunk = os.pread(fd, position - start, start)
-        newline = chunk.rfind(b"\n")
-        if newline >= 0:
-            return start + newline + 1
-        position = start
-    return 0
-
-
-def _lines_backward(fd: int, end: int) -> Iterator[bytes]:
-    """Complete lines of the file before `end`, last first (without their newlines)."""
-    position, carry = end, b""
-    while position > 0:
-        start = max(0, position - _TAIL_CHUNK)
-        chunk = os.pread(fd, position - start, start) + carry
-        position = start
-        parts = chunk.split(b"\n")
-        carry = parts[0]
-        for part in reversed(parts[1:]):
-            if part:
-                yield part
-    if carry:
-        yield carry
-
-
-def _parse(line: bytes, path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        raise AuditLogError(f"{path} ends with a line that is not JSON; run `securekube audit verify` on it, "
-                            "then move it aside to start a new chain") from None
-    if not isinstance(value, dict):
-        raise AuditLogError(f"{path} ends with a line that is not an audit event; move it aside to start a new chain")
-    return value

@@ -2,8 +2,11 @@
 
 The rules are upstream's (k8s.io/kubernetes plugin/pkg/auth/authorizer/rbac/bootstrappolicy),
 limited to the user-facing roles: cluster-admin, discovery, basic-user, public-info-viewer and
-the aggregated admin/edit/view with their `system:aggregate-to-*` parts. Node, controller and
-scheduler roles are left out; securekube authorizes those components its own way.
+the aggregated admin/edit/view with their `system:aggregate-to-*` parts, plus what joining a node
+needs: `system:node-bootstrapper` and the CSR auto-approval roles (bound as kubeadm binds them:
+bootstrap tokens may request node client certificates, nodes may renew their own), and
+`system:kubelet-api-admin` for the API server's client of the kubelet API. Other node, controller
+and scheduler roles are left out; securekube authorizes those components its own way.
 
 One binding is securekube's own: the admin kubeconfig's group `securekube:cluster-admins` gets
 cluster-admin through it, so the admin needs no membership of `system:masters` (CIS 5.1.7).
@@ -21,6 +24,12 @@ _AUTOUPDATE_ANNOTATIONS = (("rbac.authorization.kubernetes.io/autoupdate", "true
 _AGGREGATE_TO_ADMIN = "rbac.authorization.k8s.io/aggregate-to-admin"
 _AGGREGATE_TO_EDIT = "rbac.authorization.k8s.io/aggregate-to-edit"
 _AGGREGATE_TO_VIEW = "rbac.authorization.k8s.io/aggregate-to-view"
+_CERTIFICATES = "certificates.k8s.io"
+_CSR_ROLE_PREFIX = "system:certificates.k8s.io:certificatesigningrequests:"
+BOOTSTRAPPERS_GROUP = "system:bootstrappers"
+NODES_GROUP = "system:nodes"
+# The user of the API server's client certificate for kubelets (pki/profiles.yaml `kubelet-client`).
+KUBELET_CLIENT_USER = "securekube-apiserver-kubelet-client"
 
 _READ = ("get", "list", "watch")
 _WRITE = ("create", "update", "patch", "delete", "deletecollection")
@@ -70,6 +79,35 @@ _CLUSTER_ROLES: tuple[tuple[str, tuple[tuple[str, str], ...], tuple[_Rule, ...],
         (),
         ((("get",), None, ("/.well-known/openid-configuration", "/.well-known/openid-configuration/",
                            "/openid/v1/jwks", "/openid/v1/jwks/")),),
+        None,
+    ),
+    (
+        "system:node-bootstrapper",
+        (),
+        ((("create", "get", "list", "watch"), (_CERTIFICATES,), ("certificatesigningrequests",)),),
+        None,
+    ),
+    # The CSR approver asks whether a requester may create these (virtual) subresources.
+    (
+        _CSR_ROLE_PREFIX + "nodeclient",
+        (),
+        ((("create",), (_CERTIFICATES,), ("certificatesigningrequests/nodeclient",)),),
+        None,
+    ),
+    (
+        _CSR_ROLE_PREFIX + "selfnodeclient",
+        (),
+        ((("create",), (_CERTIFICATES,), ("certificatesigningrequests/selfnodeclient",)),),
+        None,
+    ),
+    (
+        "system:kubelet-api-admin",
+        (),
+        (
+            (_READ, ("",), ("nodes",)),
+            (("proxy",), ("",), ("nodes",)),
+            (("*",), ("",), ("nodes/proxy", "nodes/metrics", "nodes/spec", "nodes/stats", "nodes/log")),
+        ),
         None,
     ),
     ("admin", (), (), _AGGREGATE_TO_ADMIN),
@@ -163,14 +201,19 @@ _CLUSTER_ROLES: tuple[tuple[str, tuple[tuple[str, str], ...], tuple[_Rule, ...],
     ),
 )
 
-# (binding name, ClusterRole, groups bound)
-_CLUSTER_ROLE_BINDINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+# (binding name, ClusterRole, groups bound[, users bound])
+_Binding = tuple[str, str, tuple[str, ...]] | tuple[str, str, tuple[str, ...], tuple[str, ...]]
+_CLUSTER_ROLE_BINDINGS: tuple[_Binding, ...] = (
     ("cluster-admin", "cluster-admin", ("system:masters",)),
     ("system:basic-user", "system:basic-user", ("system:authenticated",)),
     ("system:discovery", "system:discovery", ("system:authenticated",)),
     ("system:public-info-viewer", "system:public-info-viewer", ("system:authenticated", "system:unauthenticated")),
     ("system:service-account-issuer-discovery", "system:service-account-issuer-discovery", ("system:serviceaccounts",)),
     (ADMIN_GROUP, "cluster-admin", (ADMIN_GROUP,)),
+    ("securekube:kubelet-bootstrap", "system:node-bootstrapper", (BOOTSTRAPPERS_GROUP,)),
+    ("securekube:node-autoapprove-bootstrap", _CSR_ROLE_PREFIX + "nodeclient", (BOOTSTRAPPERS_GROUP,)),
+    ("securekube:node-autoapprove-certificate-rotation", _CSR_ROLE_PREFIX + "selfnodeclient", (NODES_GROUP,)),
+    ("securekube:apiserver-kubelet-client", "system:kubelet-api-admin", (), (KUBELET_CLIENT_USER,)),
 )
 
 
@@ -209,11 +252,12 @@ def _rule(verbs: tuple[str, ...], api_groups: tuple[str, ...] | None, targets: t
     return {"apiGroups": list(api_groups), "resources": list(targets), "verbs": list(verbs)}
 
 
-def _cluster_role_binding(name: str, role: str, groups: tuple[str, ...]) -> dict[str, Any]:
+def _cluster_role_binding(name: str, role: str, groups: tuple[str, ...], users: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "ClusterRoleBinding",
         "metadata": _metadata(name),
         "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
-        "subjects": [{"apiGroup": RBAC_GROUP, "kind": "Group", "name": group} for group in groups],
+        "subjects": [{"apiGroup": RBAC_GROUP, "kind": "Group", "name": group} for group in groups]
+        + [{"apiGroup": RBAC_GROUP, "kind": "User", "name": user} for user in users],
     }

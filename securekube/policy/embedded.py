@@ -127,7 +127,11 @@ class _Job:
         self.input_json = input_json
         self.coverage = coverage
         self._lock = threading.Lock()
-        self._done = threading.Event()
+        # Held until the answer is in: a bare lock is the cheapest cross-thread wake-up (an
+        # Event adds a Condition and costs a measurable share of a short evaluation).
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._finished = False
         self._abandoned = False
         self._result: QueryResult = ()
         self._error: PolicyError | None = None
@@ -137,16 +141,17 @@ class _Job:
         """Record the answer; True when the caller had already given up waiting for it."""
         with self._lock:
             self._result, self._error, self._coverage_report = result, error, report
-            self._done.set()
+            self._finished = True
+            self._done.release()
             return self._abandoned
 
     def wait(self, timeout: float) -> bool:
-        return self._done.wait(timeout)
+        return self._done.acquire(timeout=timeout)
 
     def abandon(self) -> bool:
         """Stop waiting for the answer; False when it arrived meanwhile (then use it)."""
         with self._lock:
-            if self._done.is_set():
+            if self._finished:
                 return False
             self._abandoned = True
             return True

@@ -1,8 +1,10 @@
 """Every kind the API serves: one line per kind."""
 from __future__ import annotations
 
+from securekube.registry.kinds.certificatesigningrequests import CertificateSigningRequestStrategy
 from securekube.registry.kinds.configmaps import ConfigMapStrategy
 from securekube.registry.kinds.events import EventStrategy
+from securekube.registry.kinds.leases import LeaseStrategy
 from securekube.registry.kinds.namespaces import NamespaceStrategy
 from securekube.registry.kinds.nodes import NodeStrategy
 from securekube.registry.kinds.pods import PodStrategy
@@ -24,6 +26,8 @@ STRATEGIES: tuple[type[Strategy], ...] = (
     ClusterRoleStrategy,
     RoleBindingStrategy,
     ClusterRoleBindingStrategy,
+    CertificateSigningRequestStrategy,
+    LeaseStrategy,
 )
 
 

@@ -119,6 +119,8 @@ class Strategy:
     extra_field_selectors: dict[str, Callable[[dict], str]] = {}
     # True when the main resource's update must not change status (it has a status subresource).
     has_status: bool = False
+    # Subresources that write status only (a CSR's `approval` too); everything else comes from the stored object.
+    status_subresources: tuple[str, ...] = ("status",)
     # Known keys per path, for fieldValidation (see api/fieldcheck.py); {} checks nothing.
     schema: dict[str, frozenset[str]] = {}
     # How metadata.name is checked (most kinds: a DNS-1123 subdomain).
@@ -144,11 +146,14 @@ class Strategy:
     def initial_status(self, obj: dict) -> None:
         """The status a new object starts with."""
 
+    def record_requester(self, obj: dict, user: Any) -> None:
+        """Records who creates the object (a `UserInfo`), for kinds that keep it (a CSR's spec.username)."""
+
     def prepare_update(self, new: dict, old: dict, subresource: str) -> None:
         """Keeps status on main-resource updates and everything but status on status updates."""
         if not self.has_status:
             return
-        if subresource == "status":
+        if subresource in self.status_subresources:
             for key in list(new):
                 if key not in ("status", "metadata", "apiVersion", "kind"):
                     new.pop(key)
@@ -182,6 +187,11 @@ class Strategy:
     def validate_update(self, new: dict, old: dict) -> list[Cause]:
         """Kind-specific rules about what may change (immutable fields)."""
         return []
+
+    def validate_subresource_update(self, new: dict, old: dict, subresource: str) -> list[Cause]:
+        """The rules for an update through `subresource` (e.g. a pod's binding may set spec.nodeName once);
+        by default the main resource's."""
+        return self.validate_update(new, old)
 
 
 def validate_metadata(obj: dict, namespaced: bool, name_check: Callable[[str, Any], list[Cause]]) -> list[Cause]:

@@ -14,7 +14,7 @@ import json
 import secrets as pysecrets
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from securekube.api import errors
 from securekube.api.errors import ApiError
@@ -25,6 +25,7 @@ from securekube.storage import interfaces as st
 # Upstream's generateName alphabet: no vowels (no words) and no confusable characters.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MAX_CONFLICT_RETRIES = 16
+GENERATE_NAME_ATTEMPTS = 8
 
 
 class ValueTransformer(Protocol):
@@ -129,11 +130,13 @@ class Store:
             name = (obj.get("metadata") or {}).get("name", "")
             raise errors.invalid(self.type.kind, name, [errors.Cause("FieldValueInvalid", "Invalid value: the object has fields of the wrong type", "")], self.type.group) from None
 
-    def _validate(self, obj: dict, old: dict | None) -> None:
+    def _validate(self, obj: dict, old: dict | None, subresource: str = "") -> None:
         try:
             causes = validate_metadata(obj, self.type.namespaced, self.strategy.name_check)
             causes += self.strategy.validate(obj)
-            if old is not None:
+            if old is not None and subresource:
+                causes += self.strategy.validate_subresource_update(obj, old, subresource)
+            elif old is not None:
                 causes += self.strategy.validate_update(obj, old)
         except (TypeError, AttributeError, ValueError, KeyError):
             # A field of the wrong type that a kind's rules did not anticipate: still the client's
@@ -183,7 +186,8 @@ class Store:
                 and fields_match(opts.field_selector, obj, self.strategy.field_selectors))
 
     # -- writes -----------------------------------------------------------------------------
-    def create(self, namespace: str, obj: dict, *, dry_run: bool = False) -> dict:
+    def create(self, namespace: str, obj: dict, *, dry_run: bool = False, requester: Any = None) -> dict:
+        """`requester` (the authenticated `UserInfo`) is recorded by kinds that keep it (see Strategy)."""
         obj = self._stamp_kind(dict(obj))
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -192,29 +196,36 @@ class Store:
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
-        if not meta.get("name") and meta.get("generateName"):
-            if not isinstance(meta["generateName"], str):
-                raise errors.invalid(self.type.kind, "", [errors.Cause(
-                    "FieldValueTypeInvalid", "Invalid value: must be a string", "metadata.generateName")], self.type.group)
-            meta["name"] = meta["generateName"] + "".join(pysecrets.choice(_NAME_ALPHABET) for _ in range(5))
+        generated = not meta.get("name") and bool(meta.get("generateName"))
+        if generated and not isinstance(meta["generateName"], str):
+            raise errors.invalid(self.type.kind, "", [errors.Cause(
+                "FieldValueTypeInvalid", "Invalid value: must be a string", "metadata.generateName")], self.type.group)
         for system_field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(system_field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339(self.clock)
-        self.strategy.prepare_create(obj)
-        self._default(obj)
-        self._validate(obj, None)
-        key = self._key(namespace, meta["name"])
-        if dry_run:
-            if self.storage.get(key) is not None:  # a dry run answers what the real create would
-                raise errors.already_exists(self.type.plural, meta["name"], self.type.group)
+        # A generated name that happens to exist is drawn again, as upstream does since 1.32.
+        for attempt in range(GENERATE_NAME_ATTEMPTS if generated else 1):
+            if generated:
+                meta["name"] = meta["generateName"] + "".join(pysecrets.choice(_NAME_ALPHABET) for _ in range(5))
+            if attempt == 0:
+                self.strategy.prepare_create(obj)
+                if requester is not None:
+                    self.strategy.record_requester(obj, requester)
+                self._default(obj)
+                self._validate(obj, None)
+            key = self._key(namespace, meta["name"])
+            if dry_run:
+                if self.storage.get(key) is None:  # a dry run answers what the real create would
+                    return obj
+                continue
+            try:
+                kv = self.storage.create(key, self._encode(obj, key))
+            except st.KeyExistsError:
+                continue
+            meta["resourceVersion"] = str(kv.mod_revision)
             return obj
-        try:
-            kv = self.storage.create(key, self._encode(obj, key))
-        except st.KeyExistsError:
-            raise errors.already_exists(self.type.plural, meta["name"], self.type.group) from None
-        meta["resourceVersion"] = str(kv.mod_revision)
-        return obj
+        raise errors.already_exists(self.type.plural, meta["name"], self.type.group)
 
     def update(self, namespace: str, name: str, obj: dict, *, subresource: str = "", dry_run: bool = False,
                check: Callable[[dict], None] = lambda current: None) -> dict:
@@ -283,7 +294,7 @@ class Store:
             else:
                 meta.pop(field, None)
         meta["resourceVersion"] = old_meta["resourceVersion"]
-        if subresource == "status":
+        if subresource in self.strategy.status_subresources:
             # A status update may change status only (and metadata only through the main resource).
             new["metadata"] = dict(old_meta)
         self.strategy.prepare_update(new, old, subresource)
@@ -296,7 +307,7 @@ class Store:
                 raise errors.invalid(self.type.kind, old_meta["name"], [errors.Cause(
                     "FieldValueForbidden", "Forbidden: no new finalizers can be added if the object is being deleted, "
                     f"found new finalizers []string{{{found}}}", "metadata.finalizers")], self.type.group)
-        self._validate(new, old)
+        self._validate(new, old, subresource)
         return new
 
     def _finalized(self, obj: dict) -> bool:

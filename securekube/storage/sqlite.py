@@ -13,6 +13,7 @@ with `synchronous=FULL`: a write is on disk before the call returns, and reads n
 from __future__ import annotations
 
 import os
+import collections
 import sqlite3
 import threading
 import time
@@ -164,7 +165,7 @@ class SqliteStorage:
     def create(self, key: str, value: bytes) -> KeyValue:
         _check_key(key)
         _check_value(value)
-        with self._writing() as conn:
+        with self._writing(key) as conn:
             latest = _latest_row(conn, key)
             if latest is not None and not latest.deleted:
                 raise KeyExistsError(f"key {key!r} already exists")
@@ -184,7 +185,7 @@ class SqliteStorage:
     def update(self, key: str, value: bytes, expected_mod_revision: int) -> KeyValue:
         _check_key(key)
         _check_value(value)
-        with self._writing() as conn:
+        with self._writing(key) as conn:
             latest = _existing_row(conn, key, expected_mod_revision)
             revision = _append(
                 conn,
@@ -202,7 +203,7 @@ class SqliteStorage:
 
     def delete(self, key: str, expected_mod_revision: int = 0) -> KeyValue:
         _check_key(key)
-        with self._writing() as conn:
+        with self._writing(key) as conn:
             latest = _existing_row(conn, key, expected_mod_revision or None)
             revision = _append(
                 conn,
@@ -258,6 +259,7 @@ class SqliteStorage:
         return SqliteWatcher(
             read_events=lambda position: self._events_after(prefix, position),
             changes=self._changes,
+            prefix=prefix,
             from_revision=from_revision,
             poll_interval_s=self._config.watch_poll_interval_s,
         )
@@ -357,7 +359,8 @@ class SqliteStorage:
             raise
 
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
+    def _writing(self, key: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction; `key` (the key written, None for anything else) tells watchers if it concerns them."""
         with _sqlite_errors_as_storage_errors(), self._write_lock:
             if self._closed:
                 raise StorageError("storage is closed")
@@ -365,7 +368,7 @@ class SqliteStorage:
             # compare-and-swap cannot interleave with a writer in another process.
             with self._transaction(self._writer, "BEGIN IMMEDIATE"):
                 yield self._writer
-        self._changes.fire()
+        self._changes.fire(key)
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -406,11 +409,13 @@ class SqliteWatcher:
         *,
         read_events: _EventReader,
         changes: _ChangeSignal,
+        prefix: str,
         from_revision: int,
         poll_interval_s: float,
     ) -> None:
         self._read_events = read_events
         self._changes = changes
+        self._prefix = prefix
         self._position = from_revision  # every event at or below it has been delivered
         self._poll_interval_s = poll_interval_s
         self._next_lock = threading.Lock()  # two threads calling next() must not both deliver
@@ -424,21 +429,24 @@ class SqliteWatcher:
         """
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._next_lock:
+            must_read = True
             while True:
                 # Read the change counter before looking, so a change that lands while we
                 # look makes the wait below return at once instead of being missed.
                 seen = self._changes.count()
                 if self._closed:
                     return []
-                events, self._position = self._read_events(self._position)
-                if events:
-                    return events
+                if must_read:
+                    events, self._position = self._read_events(self._position)
+                    if events:
+                        return events
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
                 # Writes from other processes fire no signal here; the poll interval bounds
-                # how late they are seen.
-                self._changes.wait_past(seen, min(remaining, self._poll_interval_s))
+                # how late they are seen. A signal for keys outside our prefix needs no query.
+                signalled = self._changes.wait_past(seen, min(remaining, self._poll_interval_s))
+                must_read = not signalled or self._changes.touched_since(seen, self._prefix)
 
     def close(self) -> None:
         """Stops the watch; a next() blocked in another thread returns [] promptly."""
@@ -449,24 +457,38 @@ class SqliteWatcher:
 class _ChangeSignal:
     """Wakes this process's watchers when a write commits or a watcher or the store closes."""
 
+    # Recent written keys, so a watcher can skip its query when nothing under its prefix changed.
+    RECENT_KEYS = 1024
+
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._count = 0
+        self._recent: collections.deque[tuple[int, str | None]] = collections.deque(maxlen=self.RECENT_KEYS)
 
     def count(self) -> int:
         with self._condition:
             return self._count
 
-    def fire(self) -> None:
+    def fire(self, key: str | None = None) -> None:
+        """Signals a change; `key` None means "anything may have changed" (close, compaction)."""
         with self._condition:
             self._count += 1
+            self._recent.append((self._count, key))
             self._condition.notify_all()
 
-    def wait_past(self, seen: int, timeout: float) -> None:
-        """Waits up to `timeout` seconds unless the count has already moved past `seen`."""
+    def wait_past(self, seen: int, timeout: float) -> bool:
+        """Waits up to `timeout` seconds unless the count has already moved past `seen`; True if it has."""
         with self._condition:
             if self._count == seen:
                 self._condition.wait(timeout)
+            return self._count != seen
+
+    def touched_since(self, seen: int, prefix: str) -> bool:
+        """Whether a change after `seen` may concern `prefix` (True when the record is too short to tell)."""
+        with self._condition:
+            if self._count - seen > len(self._recent):
+                return True
+            return any(key is None or key.startswith(prefix) for count, key in self._recent if count > seen)
 
 
 @contextmanager

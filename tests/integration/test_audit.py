@@ -23,7 +23,13 @@ def events(cluster: Cluster) -> list[dict]:
 
 
 def by_audit_id(cluster: Cluster, audit_id: str) -> list[dict]:
-    return [e for e in events(cluster) if e["auditID"] == audit_id]
+    """The request's events once its ResponseComplete is there (reads are recorded just after the response)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [e for e in events(cluster) if e["auditID"] == audit_id]
+        if any(e["stage"] == "ResponseComplete" for e in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def verify(cluster: Cluster, *files: str) -> subprocess.CompletedProcess:

@@ -51,7 +51,7 @@ class LogLine(NamedTuple):
 
 
 class PendingLine(NamedTuple):
-    """An intermediate-stage line (RequestReceived, ResponseStarted) not parsed yet.
+    """A RequestReceived line not parsed yet.
 
     Most requests' final stage follows and makes the intermediate one irrelevant (stages.py), so
     parsing it — about half of an upstream log's lines — is put off until it turns out to be needed.
@@ -318,8 +318,8 @@ def read_events(paths: Sequence[str], problems: ReadProblems, line_filter: LineF
                 stdin: BinaryIO | None = None, defer_intermediate: bool = False) -> Iterator[LogLine]:
     """Every usable event of the inputs, files in the order their events happened.
 
-    With `defer_intermediate` (and no line_filter), lines that are recognisably intermediate stages
-    come as PendingLine, unparsed; `stages.one_per_request` resolves the few it needs. Recognition
+    With `defer_intermediate` (and no line_filter), lines that are recognisably RequestReceived
+    events come as PendingLine, unparsed; `stages.one_per_request` resolves the few it needs. Recognition
     is conservative (see _intermediate_audit_id): anything unusual is parsed as usual.
 
     With a `line_filter`, only lines that contain the values it looks for (or an escape that could
@@ -380,11 +380,13 @@ def _events_in(source: str, chunks: Iterator[bytes], problems: ReadProblems,
 
 _STAGE_KEY = b'"stage":"'
 _AUDIT_ID_KEY = b'"auditID":"'
-_INTERMEDIATE_STAGES = (b'RequestReceived"', b'ResponseStarted"')
+# Only RequestReceived: a ResponseStarted line can be a request's last (failed authentication, a watch
+# still open), and parsing those few keeps them in order.
+_INTERMEDIATE_STAGES = (b'RequestReceived"',)
 
 
 def _intermediate_audit_id(raw: bytes) -> str | None:
-    """The auditID of an intact v1 line at an intermediate stage, read without parsing; else None.
+    """The auditID of an intact v1 RequestReceived line, read without parsing; else None.
 
     Only the compact form kube-apiserver writes qualifies, and only when the line has exactly one
     stage key, one auditID key and one v1 marker, so a value nested in a request body cannot be

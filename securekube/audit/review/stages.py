@@ -1,7 +1,7 @@
 """One event per request: the audit log has one line per stage, a review wants one row per request.
 
 kube-apiserver logs a request at RequestReceived, ResponseStarted (long-running requests only) and
-ResponseComplete or Panic. The final stage has the most information (response code, decision), so
+ResponseComplete or Panic; a failed authentication gets a single ResponseStarted event with code 401. The final stage has the most information (response code, decision), so
 it stands for the request; a request whose final stage is not in the input (an exec session still
 open, a log cut off) is still shown, by its latest stage, at the end — hiding it could hide exactly
 the request a reviewer looks for.
@@ -34,7 +34,7 @@ def one_per_request(records: Iterable[LogLine | PendingLine], problems: ReadProb
         if type(audit_id) is not str or not audit_id:
             if matches is None or matches(event):
                 yield record
-        elif event.get("stage") in FINAL_STAGES:
+        elif event.get("stage") in FINAL_STAGES or _failed_authentication(event):
             if pending:
                 pending.pop(audit_id, None)
             if matches is None or matches(event):
@@ -45,3 +45,9 @@ def one_per_request(records: Iterable[LogLine | PendingLine], problems: ReadProb
         resolved = leftover.resolve(problems) if type(leftover) is PendingLine else leftover
         if resolved is not None and (matches is None or matches(resolved.event)):
             yield resolved
+
+
+def _failed_authentication(event: Mapping[str, Any]) -> bool:
+    """Upstream's failed-authentication event: ResponseStarted with 401, and never another stage."""
+    status = event.get("responseStatus")
+    return type(status) is dict and status.get("code") == 401

@@ -7,7 +7,7 @@ a security review asks about first:
 - exec/attach: pods/exec, pods/attach and pods/portforward (a shell or a tunnel into a workload);
 - RBAC and policy changes: writes to RBAC objects, admission webhooks and policies, NetworkPolicies,
   and namespaces (which carry the Pod Security labels);
-- failed authentication: 401 responses.
+- failed authentication: 401 responses (not counted among the actions above: nothing was done).
 """
 from __future__ import annotations
 
@@ -196,8 +196,8 @@ class SummaryBuilder:
                 self.denials[(identity, ef.verb(event), ef.resource_label(event), ef.namespace(event))] += 1
         self._add_time(ef.timestamp_text(event), outcome)
         ref = ef.object_ref(event)
-        if ref:
-            self._add_sensitive(event, ref, identity or ef.UNAUTHENTICATED, outcome == 1)
+        if ref and outcome != 2:  # a failed authentication did nothing; it is counted as such above
+            self._add_sensitive(event, ref, identity, outcome == 1)
 
     def _add_sensitive(self, event: Mapping[str, Any], ref: Mapping[str, Any], identity: str, denied: bool) -> None:
         resource = ref.get("resource")

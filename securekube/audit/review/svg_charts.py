@@ -76,17 +76,25 @@ def stacked_columns(labels: Sequence[str], values: Sequence[Sequence[int]], seri
     return "".join(parts)
 
 
+def short_label(label: str, max_chars: int) -> str:
+    """A label that fits: ServiceAccounts as sa:NS:NAME, and an over-long one keeps its end (the name)."""
+    if label.startswith("system:serviceaccount:"):
+        label = "sa:" + label[len("system:serviceaccount:"):]
+    return label if len(label) <= max_chars else "…" + label[-(max_chars - 1):]
+
+
 def horizontal_bars(rows: Sequence[tuple[str, Sequence[int]]], series: Sequence[Series], width: int = 460,
-                    label_width: int = 190) -> str:
+                    label_width: int = 200) -> str:
     """One bar per row (label on the left, total on the right), segments stacked in `series` order."""
     row_h, gap = 22, 6
     height = max(len(rows), 1) * (row_h + gap) + 4
     plot_w = width - label_width - 56
     peak = max((sum(v) for _, v in rows), default=0) or 1
+    max_chars = label_width // 7  # 12px text is about 6.5px per character
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" xmlns="http://www.w3.org/2000/svg">']
     for index, (label, stack) in enumerate(rows):
         y = 2 + index * (row_h + gap)
-        shown = label if len(label) <= 30 else label[:29] + "…"
+        shown = short_label(label, max_chars)
         parts.append(f'<g><title>{escape(label)}: {sum(stack)}</title>')
         parts.append(f'<text x="{label_width - 8}" y="{y + row_h * 0.7:.1f}" class="label" text-anchor="end">'
                      f'{escape(shown)}</text>')

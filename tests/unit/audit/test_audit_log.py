@@ -196,6 +196,18 @@ def test_an_unfinished_last_line_is_removed_and_the_restart_says_recover(
     assert verify([tmp_path / "audit.log"], key.public_key()).intact
 
 
+def test_a_crash_between_rotating_and_starting_the_new_file_is_survived(
+        tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    with AuditLog(tmp_path / "audit.log", signing_key=key) as log:
+        log.append([event(1)])
+    # As if the writer died right after renaming the active file away:
+    (tmp_path / "audit.log").rename(tmp_path / "audit-2024-01-02T03-04-05.678.log")
+    with AuditLog(tmp_path / "audit.log", signing_key=key) as log:
+        log.append([event(2)])
+    assert reasons(tmp_path / "audit.log") == ["resume", "close"]
+    assert verify(all_log_files(tmp_path), key.public_key()).intact
+
+
 def test_a_log_whose_end_was_altered_is_not_extended(tmp_path: Path, key: Ed25519PrivateKey) -> None:
     with AuditLog(tmp_path / "audit.log", signing_key=key) as log:
         log.append([event(1)])

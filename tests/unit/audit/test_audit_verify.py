@@ -304,3 +304,29 @@ def test_cli_key_from_data_dir_and_unreadable_key(log_path: Path, tmp_path: Path
     assert main(["audit", "verify", str(log_path), "--data-dir", str(tmp_path), "-q"]) == 0
     assert main(["audit", "verify", str(log_path), "--key", str(tmp_path / "nope.pub")]) == 1
     assert "cannot read audit public key" in capsys.readouterr().err
+
+
+def test_review_commands_are_optional_but_a_broken_review_module_is_an_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from securekube.cli import audit as audit_cli
+
+    def audit_parser(module: str) -> argparse.ArgumentParser:
+        monkeypatch.setattr(audit_cli, "REVIEW_CLI_MODULE", module)
+        parser = argparse.ArgumentParser(prog="securekube")
+        audit_cli.register(parser.add_subparsers(dest="command"))
+        return parser
+
+    without_review = audit_parser("securekube.audit.no_such_review.cli")
+    assert without_review.parse_args(["audit", "verify", "f", "--key", "k"]).audit_command == "verify"
+    with pytest.raises(SystemExit):
+        without_review.parse_args(["audit", "query"])
+    assert "invalid choice: 'query'" in capsys.readouterr().err
+
+    (tmp_path / "broken_review").mkdir()
+    (tmp_path / "broken_review" / "__init__.py").write_text("")
+    (tmp_path / "broken_review" / "cli.py").write_text("import a_dependency_that_is_not_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="a_dependency_that_is_not_installed"):
+        audit_parser("broken_review.cli")
