@@ -32,14 +32,16 @@ WORKLOAD_SAS = [(ns, sa) for ns in NAMESPACES for sa in ("default", "deployer", 
 CONTROLLERS = ["system:kube-controller-manager", "system:kube-scheduler", "system:apiserver"]
 NODES = [f"system:node:node-{i}" for i in range(1, 7)]
 KUBECTL_AGENT = "kubectl/v1.30.2 (linux/amd64) kubernetes/3968350"
-CLIENT_AGENTS = ["kube-controller-manager/v1.30.2 (linux/amd64) kubernetes/3968350/system:serviceaccount:kube-system:replicaset-controller",
+CLIENT_AGENTS = ["kube-controller-manager/v1.30.2 (linux/amd64) kubernetes/3968350/"
+                 "system:serviceaccount:kube-system:replicaset-controller",
                  "OpenAPI-Generator/30.1.0/python", "Go-http-client/2.0", "argocd-application-controller/v0.0.0"]
 
 # (apiGroup, resource, namespaced) with a weight; the core group is "".
 RESOURCES = [
     (("", "pods", True), 22), (("", "configmaps", True), 12), (("", "secrets", True), 10),
     (("", "services", True), 6), (("", "endpoints", True), 4), (("", "events", True), 6),
-    (("apps", "deployments", True), 8), (("apps", "replicasets", True), 5), (("coordination.k8s.io", "leases", True), 8),
+    (("apps", "deployments", True), 8), (("apps", "replicasets", True), 5),
+    (("coordination.k8s.io", "leases", True), 8),
     (("", "nodes", False), 4), (("", "namespaces", False), 3), (("", "serviceaccounts", True), 2),
     (("rbac.authorization.k8s.io", "roles", True), 1), (("rbac.authorization.k8s.io", "rolebindings", True), 1),
     (("rbac.authorization.k8s.io", "clusterroles", False), 1),

@@ -40,6 +40,7 @@ import dataclasses
 import json
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ from securekube.api.patch import json_patch
 from securekube.authn.interfaces import UserInfo
 from securekube.authz.rbac_model import go_quote
 from securekube.policy.admission_input import ADMISSION_REVIEW_API_VERSION, ADMISSION_REVIEW_KIND
+from securekube.policy.compile_errors import with_columns
 from securekube.policy.interfaces import PolicyCompileError, PolicyEngine, PolicyError, PolicyTimeout
 from securekube.policy.loader import DENY_RULE, PATCH_RULE, WARN_RULE, Policy
 
@@ -154,6 +156,7 @@ class _Snapshot:
     """One complete, compiled set of policies; replaced whole, never changed."""
 
     generation: int
+    stage_id: str  # which RegoAdmission built it: an engine shared by mistake is noticed, not misread
     policies: tuple[Policy, ...]
     parameters: Mapping[str, Mapping[str, Any]]
     templates: tuple[ConstraintTemplate, ...]
@@ -161,6 +164,11 @@ class _Snapshot:
     modules: Mapping[str, str]
     owners: Mapping[str, str]  # module name -> the policy or template it belongs to
     uses_inventory: bool
+
+    @property
+    def token(self) -> str:
+        """What the generated module reports as its generation."""
+        return f"{self.stage_id}/{self.generation}"
 
     @property
     def mutating_policies(self) -> tuple[Policy, ...]:
@@ -193,7 +201,8 @@ class RegoAdmission:
         self._config = config
         self._inventory = inventory
         self._write_lock = threading.Lock()
-        self._snapshot = _Snapshot(0, (), {}, (), (), {}, {}, False)
+        self._id = secrets.token_hex(8)
+        self._snapshot = _Snapshot(0, self._id, (), {}, (), (), {}, {}, False)
         self._pending: _Snapshot | None = None
         self.mutating = _MutatingStage(self)
         self.validating = _ValidatingStage(self)
@@ -240,7 +249,7 @@ class RegoAdmission:
         try:
             self._replace(policies, parameters, templates, constraints)
         except PolicyCompileError as exc:
-            raise PolicyCompileError(_with_columns(str(exc))) from None
+            raise PolicyCompileError(with_columns(str(exc))) from None
 
     def _replace(self, policies: Sequence[Policy] | None, parameters: Mapping[str, Mapping[str, Any]] | None,
                  templates: Sequence[Mapping[str, Any]] | None, constraints: Sequence[Mapping[str, Any]] | None) -> None:
@@ -265,8 +274,8 @@ class RegoAdmission:
             ids = [c.id for c in new_constraints]
             if len(set(ids)) != len(ids):
                 raise GatekeeperError("two constraints have the same kind and name")
-            candidate = _build_snapshot(current.generation + 1, new_policies, new_parameters, new_templates,
-                                        new_constraints)
+            candidate = _build_snapshot(current.generation + 1, self._id, new_policies, new_parameters,
+                                        new_templates, new_constraints)
             # While the engine switches, a request may already see the new modules: it finds
             # the matching snapshot here (see _evaluate).
             self._pending = candidate
@@ -391,11 +400,14 @@ class RegoAdmission:
             result = rows[0].get("result") if len(rows) == 1 else None
             if not isinstance(result, Mapping):
                 raise _EvaluationFailed(_names(snapshot), "the policies gave no answer")
-            generation = result.get("generation")
-            if generation == snapshot.generation:
+            token = result.get("generation")
+            if token == snapshot.token:
                 return snapshot, result
-            snapshot = next((s for s in (self._pending, self._snapshot)
-                             if s is not None and s.generation == generation), self._snapshot)
+            if not (isinstance(token, str) and token.startswith(f"{self._id}/")):
+                raise _EvaluationFailed(_names(snapshot), "the policy engine holds other policies (it must be "
+                                                          "dedicated to this admission stage)")
+            snapshot = next((s for s in (self._pending, self._snapshot) if s is not None and s.token == token),
+                            self._snapshot)
         raise _EvaluationFailed(_names(snapshot), "the policies kept changing during the decision")
 
     def _input(self, snapshot: _Snapshot, request: AdmissionRequest, request_json: Mapping[str, Any],
@@ -447,6 +459,8 @@ class _ValidatingStage:
         self._owner = owner
 
     def validate(self, request: AdmissionRequest) -> AdmissionResult:
+        if self._owner._snapshot.empty:
+            return AdmissionResult(request.object)
         try:
             findings, policies, constraints = self._owner._validate(request)
         except _EvaluationFailed as exc:
@@ -493,8 +507,9 @@ def _rego(value: Any) -> str:
     return json.dumps(value, sort_keys=True, allow_nan=False)
 
 
-def _build_snapshot(generation: int, policies: tuple[Policy, ...], parameters: Mapping[str, Mapping[str, Any]],
-                    templates: tuple[ConstraintTemplate, ...], constraints: tuple[Constraint, ...]) -> _Snapshot:
+def _build_snapshot(generation: int, stage_id: str, policies: tuple[Policy, ...],
+                    parameters: Mapping[str, Mapping[str, Any]], templates: tuple[ConstraintTemplate, ...],
+                    constraints: tuple[Constraint, ...]) -> _Snapshot:
     uses_inventory = any(p.module.mentions("data.inventory") for p in policies) or \
         any(t.uses_inventory for t in templates)
     with_inventory = " with data.inventory as inventory" if uses_inventory else ""
@@ -504,7 +519,7 @@ def _build_snapshot(generation: int, policies: tuple[Policy, ...], parameters: M
         "",
         "# Generated by securekube for one set of admission policies and constraints.",
         "",
-        f"generation := {generation}",
+        f"generation := {_rego(f'{stage_id}/{generation}')}",
         "",
         f"parameters := {_rego({p.name: dict(parameters.get(p.name, {})) for p in policies})}",
         "",
@@ -559,8 +574,8 @@ def _build_snapshot(generation: int, policies: tuple[Policy, ...], parameters: M
         for module in template.modules:
             modules[module.module_name] = module.source
             owners[module.module_name] = f"ConstraintTemplate {template.name}"
-    return _Snapshot(generation, policies, {p.name: dict(parameters.get(p.name, {})) for p in policies}, templates,
-                     constraints, modules, owners, uses_inventory)
+    return _Snapshot(generation, stage_id, policies, {p.name: dict(parameters.get(p.name, {})) for p in policies},
+                     templates, constraints, modules, owners, uses_inventory)
 
 
 def _policy_findings(policy: Policy, entry: Mapping[str, Any]) -> list[Finding]:
@@ -671,33 +686,3 @@ def _annotations(request: AdmissionRequest, findings: Iterable[Finding], policie
     if dryrun:
         annotations[ANNOTATION_PREFIX + "dryrun-violations"] = json.dumps(dryrun, sort_keys=True)
     return annotations
-
-
-_LOCATED_ERROR = re.compile(r"(?P<file>[^\s:][^\s]*?):(?P<line>\d+): (?P<code>rego_[a-z_]+): (?P<text>.*)$")
-
-
-def _with_columns(message: str) -> str:
-    """OPA's compile errors as `file:line:column: code: text`, one per line.
-
-    OPA marks the column of a parse error with a caret under the offending source line (both
-    indented by a tab); errors without a caret keep `file:line`.
-    """
-    lines = message.split("\n")
-    out: list[str] = []
-    index = 0
-    while index < len(lines):
-        match = _LOCATED_ERROR.search(lines[index])
-        if not match:
-            if lines[index].strip() and not lines[index].startswith("\t"):
-                out.append(lines[index])
-            index += 1
-            continue
-        location = f"{match.group('file')}:{match.group('line')}"
-        caret = lines[index + 2] if index + 2 < len(lines) else ""
-        if caret.startswith("\t") and caret.strip() == "^":
-            location += f":{caret[1:].index('^') + 1}"
-            index += 3
-        else:
-            index += 1
-        out.append(f"{location}: {match.group('code')}: {match.group('text')}")
-    return "\n".join(out)

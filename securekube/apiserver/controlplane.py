@@ -20,6 +20,7 @@ from securekube.apiserver.app import create_app
 from securekube.apiserver.chain import build_handler_chain
 from securekube.apiserver.encryption import ReloadingEncryption
 from securekube.apiserver.handlers import ResourceHandlers
+from securekube.apiserver.podlogs import PodLogs
 from securekube.apiserver.rbac_writes import RbacWriteGuard
 from securekube.apiserver.reviews import Reviews
 from securekube.apiserver.serviceaccounts import ServiceAccountTokens
@@ -38,6 +39,8 @@ from securekube.authz.privileged import PrivilegedGroupAuthorizer
 from securekube.authz.rbac import RBACAuthorizer
 from securekube.authz.rules_review import self_subject_rules
 from securekube.authz.union import UnionAuthorizer
+from securekube.controllers.csr_approver import CsrApprover
+from securekube.controllers.csr_signer import CsrSigner, SignerConfig
 from securekube.controllers.namespace import NamespaceController
 from securekube.pki.certs import load_certificate
 from securekube.pki.layout import PkiPaths
@@ -45,8 +48,10 @@ from securekube.pki.revocation import RevocationList
 from securekube.policy.embedded import EmbeddedOpaEngine
 from securekube.policy.loader import load_policies
 from securekube.registry.informer import Informer
+from securekube.registry.kinds.pods import bind_pod, binding_status
 from securekube.registry.registry import Registry
 from securekube.registry.store import Store
+from securekube.scheduler.scheduler import Scheduler
 from securekube.storage.sqlite import SqliteStorage
 
 log = logging.getLogger("securekube.apiserver")
@@ -87,6 +92,10 @@ class ControlPlane:
         self._rbac_informers = {kind: Informer(self.registry.store_for_kind("rbac.authorization.k8s.io", kind),
                                                self._rbac_event(kind)) for kind in RBAC_KINDS}
         self.namespace_controller = NamespaceController(self.registry)
+        # Joining nodes. The approver asks RBAC alone whether a requester may create
+        # certificatesigningrequests/(self)nodeclient: the Node authorizer denies nodes every subresource.
+        self.node_controllers = (CsrApprover(self.registry, self.rbac),
+                                 CsrSigner(self.registry, SignerConfig(config.pki_dir)), Scheduler(self.registry))
         self.tokens = ServiceAccountTokens(self.registry, pki,
                                            jwks_uri=f"https://{config.host}:{config.port}/openid/v1/jwks")
         self.nodes = NodeAuthorizer()
@@ -102,14 +111,16 @@ class ControlPlane:
         authorizer = UnionAuthorizer(self.nodes, opa, PrivilegedGroupAuthorizer(), self.rbac)
         reviews = Reviews(authorizer, self.tokens, rules_for=self._rules_review)
         handlers = ResourceHandlers(self.registry, reviews, after_write=self._after_write,
-                                    creators={("", "serviceaccounts", "token"): self.tokens.request},
+                                    creators={("", "serviceaccounts", "token"): self.tokens.request,
+                                              ("", "pods", "binding"): self._bind},
                                     guard=RbacWriteGuard(self.registry, self.rbac, authorizer))
         authenticator = UnionAuthenticator(X509Authenticator(lambda: self.revocations.serials),
                                            self.tokens)
         audit_policy = AuditPolicy.load(config.audit_policy) if config.audit_policy else default_policy()
         self.audit_log = AuditLog(config.audit_log or config.database.parent / "audit" / "audit.log",
                                   signing_key=load_or_create_audit_key(config.pki_dir))
-        self.app = build_handler_chain(create_app(handlers, ready=self.ready, oidc=self.tokens),
+        app = PodLogs(create_app(handlers, ready=self.ready, oidc=self.tokens), self.registry, config.pki_dir)
+        self.app = build_handler_chain(app,
                                        authenticator=authenticator, authorizer=authorizer,
                                        audit_policy=audit_policy, audit_sink=self.audit_log.append)
         self._stopping = threading.Event()
@@ -138,6 +149,13 @@ class ControlPlane:
             except InvalidPod as exc:  # the graph then grants nothing for it: fail closed
                 log.warning("pod %s/%s left out of the node graph: %s", pod["metadata"].get("namespace"),
                             pod["metadata"].get("name"), exc)
+
+    def _bind(self, namespace: str, name: str, binding: Any, user: UserInfo) -> dict:
+        """POST pods/NAME/binding; returns once the node graph knows the pod's node."""
+        pods = self.registry.store_for_kind("", "Pod")
+        bound = bind_pod(pods, namespace, name, binding)
+        self._after_write(pods, int(bound["metadata"]["resourceVersion"]))
+        return binding_status()
 
     def _rules_review(self, user: UserInfo, namespace: str) -> dict:
         reasons = [r for r in (self.nodes.rule_resolution_error(user),) if r]
@@ -177,6 +195,8 @@ class ControlPlane:
         for informer in self._informers():
             informer.start()
         self.namespace_controller.start()
+        for controller in self.node_controllers:
+            controller.start()
         for informer in self._informers():
             if not informer.wait_synced(30):
                 raise RuntimeError("the authorization caches did not sync; refusing to serve")
@@ -206,6 +226,8 @@ class ControlPlane:
     def close(self) -> None:
         self._stopping.set()
         self.namespace_controller.stop()
+        for controller in self.node_controllers:
+            controller.stop()
         for informer in self._informers():
             informer.stop()
         self.storage.close()

@@ -5,7 +5,7 @@ from securekube.registry.catalog import Catalog
 from securekube.registry.resource import ResourceType
 
 # Subresources are read and written as views of their object, except those that create something.
-_SUBRESOURCE_VERBS = {"token": ["create"]}
+_SUBRESOURCE_VERBS = {"token": ["create"], "binding": ["create"], "log": ["get"]}
 
 
 def subresource_verbs(subresource: str) -> list[str]:

@@ -9,6 +9,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from securekube.api.selectors import FieldRequirement
 from securekube.authn.interfaces import UserInfo
 
 
@@ -26,6 +27,8 @@ class Attributes:
     subresource: str = ""
     name: str = ""
     path: str = ""  # for non-resource requests, e.g. "/version"
+    # The request's fieldSelector (list/watch), so the Node authorizer can scope a kubelet to its pods.
+    field_selector: tuple[FieldRequirement, ...] = ()
 
 
 class Verdict(enum.Enum):

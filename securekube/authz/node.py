@@ -263,13 +263,8 @@ def _pods(node: str, attrs: Attributes, related: frozenset[_ObjectKey]) -> Decis
 
 
 def _selects_node(attrs: Attributes, node: str) -> bool:
-    """Whether the request's field selector pins spec.nodeName to this node (upstream's scoping).
-
-    `Attributes` does not carry the field selector yet (proposed as `field_selector`, a tuple of
-    securekube.api.selectors.FieldRequirement); until it does, this is never true and a node
-    can list/watch pods only one named pod at a time.
-    """
-    requirements = getattr(attrs, "field_selector", ())
+    """Whether the request's field selector pins spec.nodeName to this node (upstream's scoping)."""
+    requirements = attrs.field_selector
     return any(
         isinstance(req, FieldRequirement) and req.path == "spec.nodeName" and req.equal and req.value == node
         for req in requirements
@@ -303,6 +298,14 @@ def _certificate_signing_requests(node: str, attrs: Attributes, related: frozens
     return _deny(f"node {_q(node)} can only create and read certificatesigningrequests")
 
 
+def _access_reviews(node: str, attrs: Attributes, related: frozenset[_ObjectKey]) -> Decision:
+    # Upstream's node rules: a kubelet asks the API server who may use its own API (TokenReview,
+    # SubjectAccessReview). Both are computed per request and change nothing.
+    if attrs.verb == "create" and not attrs.subresource and not attrs.name:
+        return _ALLOW
+    return _deny(f"node {_q(node)} can only create {attrs.resource}")
+
+
 def _slash(subresource: str) -> str:
     return f"/{subresource}" if subresource else ""
 
@@ -319,6 +322,8 @@ _RULES: Mapping[tuple[str, str], Callable[[str, Attributes, frozenset[_ObjectKey
         ("events.k8s.io", "events"): _events,
         ("coordination.k8s.io", "leases"): _leases,
         ("certificates.k8s.io", "certificatesigningrequests"): _certificate_signing_requests,
+        ("authorization.k8s.io", "subjectaccessreviews"): _access_reviews,
+        ("authentication.k8s.io", "tokenreviews"): _access_reviews,
     })
 )
 

@@ -11,8 +11,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; each group module adds its own subcommands."""
     from securekube.cli import audit as audit_cmd
     from securekube.cli import pki as pki_cmd
+    from securekube.cli import policy as policy_cmd
     from securekube.cli import rbac as rbac_cmd
     from securekube.cli import secrets as secrets_cmd
+    from securekube.cli import token as token_cmd
     from securekube.cli import up as up_cmd
 
     parser = argparse.ArgumentParser(
@@ -24,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     pki_cmd.register(groups)
     secrets_cmd.register(groups)
     rbac_cmd.register(groups)
+    policy_cmd.register(groups)
     audit_cmd.register(groups)
+    token_cmd.register(groups)
     return parser
 
 

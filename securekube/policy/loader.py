@@ -42,7 +42,9 @@ __all__ = [
     "WARN_RULE",
     "load_policies",
     "parse_module",
+    "policy_from_file",
     "read_policies",
+    "read_policy",
 ]
 
 POLICY_FILE = "policy.rego"
@@ -163,6 +165,26 @@ def read_policies(root: Path, engine: PolicyEngine, *, timeout: float = PARSE_TI
                 f"{policy.module.path}: package {policy.module.package_name} is also the package of policy {other}"
             )
     return policies
+
+
+def read_policy(directory: Path, engine: PolicyEngine, *, timeout: float = PARSE_TIMEOUT) -> Policy:
+    """Read and check one policy folder (as `read_policies` does for each), without loading it."""
+    if not directory.is_dir():
+        raise PolicyLoadError(f"{directory}: the policy folder does not exist")
+    return _read_policy(directory, engine, timeout)
+
+
+def policy_from_file(path: Path, engine: PolicyEngine, *, timeout: float = PARSE_TIMEOUT) -> Policy:
+    """A single Rego file as a policy (any package defining `deny`), named after the file.
+
+    For trying a policy written elsewhere - say one from OPA's Kubernetes tutorials - as it is;
+    it has no tests or samples.
+    """
+    module = parse_module(engine, path, _read_text(path), timeout=timeout)
+    if DENY_RULE not in module.rules:
+        raise PolicyLoadError(f"{path}: package {module.package_name} does not define {DENY_RULE!r}")
+    return Policy(name=path.stem, directory=path.parent, module=module, tests=None, allowed_samples=(),
+                  disallowed_samples=())
 
 
 def parse_module(engine: PolicyEngine, path: Path, source: str, *, timeout: float = PARSE_TIMEOUT) -> RegoModule:

@@ -124,9 +124,18 @@ class AuditStage:
             if isinstance(body, dict) and body.get("kind") == "Status":
                 status = ev.response_status(status_code, status=body.get("status", ""), message=body.get("message", ""),
                                             reason=body.get("reason", ""))
-            return self._event(scope, decision, ev.STAGE_RESPONSE_COMPLETE, user, received=received, status=status,
-                               request_object=_json_or_none(b"".join(request_chunks)) if keep_request else None,
-                               response_object=body if keep_response else None, annotations=annotations)
+            event = self._event(scope, decision, ev.STAGE_RESPONSE_COMPLETE, user, received=received, status=status,
+                                request_object=_json_or_none(b"".join(request_chunks)) if keep_request else None,
+                                response_object=body if keep_response else None, annotations=annotations)
+            created = body.get("metadata") if isinstance(body, dict) and body.get("kind") != "Status" else None
+            if info.verb == "create" and isinstance(created, dict) and "objectRef" in event:
+                # As upstream: the object reference of a create names what was created.
+                ref = event["objectRef"]
+                ref.setdefault("name", created.get("name", ""))
+                for field in ("uid", "resourceVersion"):
+                    if created.get(field):
+                        ref[field] = created[field]
+            return event
 
         async def recording_send(message: dict) -> None:
             nonlocal status_code

@@ -14,6 +14,7 @@ import argparse
 import functools
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,9 +25,9 @@ from securekube.audit.review.output import json_dump, write_event_list, write_li
 from securekube.audit.review.problems import NOTICE_KINDS, ReadProblems
 from securekube.audit.review.query import DECISIONS, CodeRange, QueryError, QueryFilter, ResourceSpec, select
 from securekube.audit.review.rbac_gen import Identity, collect, rbac_objects, to_yaml
-from securekube.audit.review.reader import InputError, LineFilter, LogLine, read_events
+from securekube.audit.review.reader import InputError, LineFilter, LogLine
 from securekube.audit.review.report import render_report
-from securekube.audit.review.stages import one_per_request
+from securekube.audit.review.stages import requests
 from securekube.audit.review.summary import TOP, Summary, summarize
 from securekube.audit.review.summary_text import write_summary
 from securekube.audit.review.timeline import ObjectTarget, TimelineEntry, timeline
@@ -49,7 +50,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 def _command(subcommands: argparse._SubParsersAction, name: str, help_text: str, description: str,
              epilog: str) -> argparse.ArgumentParser:
-    parser = subcommands.add_parser(name, help=help_text, description=description, epilog=epilog,
+    # Raw formatting keeps the examples' lines; the description is wrapped here instead.
+    parser = subcommands.add_parser(name, help=help_text, description=textwrap.fill(description, 79), epilog=epilog,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", metavar="FILE", help=_FILES_HELP)
     return parser
@@ -136,9 +138,13 @@ def _register_rbac_gen(subcommands: argparse._SubParsersAction) -> None:
         subcommands, "rbac-gen", "least-privilege Roles/ClusterRoles covering what an identity did",
         "Generate Roles (per namespace) and a ClusterRole (cluster-scoped resources, requests across all namespaces, "
         "non-resource URLs), with bindings, that allow exactly the verbs and resources the identity requested — "
-        "allowed and denied requests alike — per API group, without resourceNames. Output: YAML for kubectl apply -f.",
+        "allowed and denied requests alike — per API group, without resourceNames. Output: YAML for "
+        "kubectl apply -f.",
         "examples:\n  securekube audit rbac-gen audit.log --serviceaccount ci:deployer > deployer-rbac.yaml\n"
-        "  securekube audit rbac-gen audit.log --user alice --name alice-observed | kubectl apply -f -")
+        "  securekube audit rbac-gen audit.log --user alice --name alice-observed | kubectl apply -f -\n"
+        "  # only what was allowed:\n"
+        "  securekube audit query audit.log --user alice --decision allow -o jsonl | "
+        "securekube audit rbac-gen - --user alice")
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", metavar="USER", help="user name, as in the audit events")
     who.add_argument("--serviceaccount", metavar="NS:NAME", help="ServiceAccount as NAMESPACE:NAME")
@@ -181,6 +187,7 @@ def _reviewing(run: Callable[[argparse.Namespace, ReadProblems], int]) -> Callab
         try:
             code = run(args, problems)
         except _USER_ERRORS as exc:
+            report_problems(problems, sys.stderr)  # e.g. "no requests" because every line was unreadable
             print(f"securekube: error: {exc}", file=sys.stderr)
             return EXIT_ERROR
         except BrokenPipeError:
@@ -199,7 +206,8 @@ def report_problems(problems: ReadProblems, err: TextIO) -> None:
         return
     skipped = problems.skipped
     if skipped:
-        err.write(f"securekube: warning: {skipped} input line(s) or file part(s) could not be read and were left out:\n")
+        err.write(f"securekube: warning: {skipped} input line(s) or file part(s) could not be read "
+                  f"and were left out:\n")
     else:
         notices = sum(problems.counts[k] for k in NOTICE_KINDS)
         err.write(f"securekube: note: {notices} event(s) read with a caveat:\n")
@@ -255,8 +263,7 @@ def _query_rows(records: Iterable[LogLine]) -> Iterator[tuple[object, ...]]:
 def _requests(args: argparse.Namespace, problems: ReadProblems) -> Iterator[LogLine]:
     """Every request of the inputs (one event each) inside the --since/--until window."""
     since, until = _window(args)
-    inside = QueryFilter(since=since, until=until).predicate()
-    return one_per_request(read_events(args.files, problems, defer_intermediate=True), problems, inside)
+    return requests(args.files, problems, matches=QueryFilter(since=since, until=until).predicate())
 
 
 def _summary(args: argparse.Namespace, problems: ReadProblems) -> Summary:
@@ -298,8 +305,7 @@ def _entry_dict(entry: TimelineEntry) -> dict[str, object]:
 @_reviewing
 def run_rbac_gen(args: argparse.Namespace, problems: ReadProblems) -> int:
     identity = Identity.user(args.user) if args.user else Identity.service_account(args.serviceaccount)
-    records = read_events(args.files, problems, _identity_filter(identity), defer_intermediate=True)
-    events = (r.event for r in one_per_request(records, problems))
+    events = (r.event for r in requests(args.files, problems, _identity_filter(identity)))
     access = collect(events, identity)
     if access.empty:
         raise QueryError(f"no requests by {identity.username} in the input; nothing to generate")

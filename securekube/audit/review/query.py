@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 from securekube.audit.review import event_fields as ef
 from securekube.audit.review.problems import ReadProblems
 from securekube.audit.review.reader import LineFilter, LogLine, read_events
-from securekube.audit.review.stages import one_per_request
+from securekube.audit.review.stages import requests
 
 DECISIONS = (ef.DECISION_ALLOW, ef.DECISION_FORBID)
 _RESOURCE = re.compile(r"^([a-z0-9-]+)(?:\.([a-z0-9.-]+))?(?:/([a-z0-9-]+))?$")
@@ -174,4 +174,4 @@ def select(paths: Sequence[str], query: QueryFilter, problems: ReadProblems, all
     line_filter = query.line_filter()
     if all_stages:
         return (r for r in read_events(paths, problems, line_filter, stdin) if matches(r.event))
-    return one_per_request(read_events(paths, problems, line_filter, stdin, defer_intermediate=True), problems, matches)
+    return requests(paths, problems, line_filter, matches, stdin)

@@ -32,7 +32,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip header and trailer (CRC, length) are checked by zlib
 AUDIT_V1 = "audit.k8s.io/v1"
 OLDER_AUDIT_VERSIONS = frozenset({"audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1"})
-CHECKPOINT_ANNOTATION = "audit.securekube.io/checkpoint"
+CHECKPOINT_ANNOTATION = "audit.securekube.io/checkpoint"  # = securekube.audit.chain.CHECKPOINT (not imported: crypto)
 # Present in every v1 event line as written by kube-apiserver, securekube and json.dumps alike.
 _V1_MARK = b'"audit.k8s.io/v1"'
 _PEEK_BYTES = 1 << 20  # how far into a file to look for its first event's time
@@ -74,8 +74,9 @@ class LineFilter:
     (e.g. (b'"alice"',) for --user alice). A JSON string is written literally unless it holds an
     escape; if a value has none of the characters with a short escape (quote, backslash, slash,
     control characters), the only way a matching event's line can lack the literal value is a
-    \\uXXXX escape. So a line that contains one of `escape_markers` (b"\\\\u", b"\\\\/" when a value
-    has a slash, any backslash when a value has a quote or backslash) is always parsed.
+    \\uXXXX escape (\\u00XX for an ASCII character). So a line that contains one of `escape_markers`
+    is always parsed: \\u00 (\\u for a non-ASCII value), \\/ when a value has a slash, and any
+    backslash at all when a value has a quote, backslash or control character.
     """
 
     groups: tuple[tuple[bytes, ...], ...]
@@ -106,7 +107,8 @@ class LineFilter:
     def merged(self, other: "LineFilter | None") -> "LineFilter":
         if other is None:
             return self
-        return LineFilter(self.groups + other.groups, tuple(sorted(set(self.escape_markers) | set(other.escape_markers))))
+        markers = set(self.escape_markers) | set(other.escape_markers)
+        return LineFilter(self.groups + other.groups, tuple(sorted(markers)))
 
     def compile(self) -> Callable[[bytes], bool]:
         groups, markers = self.groups, self.escape_markers
@@ -315,12 +317,8 @@ def _line_blocks(source: str, chunks: Iterator[bytes], problems: ReadProblems) -
 
 
 def read_events(paths: Sequence[str], problems: ReadProblems, line_filter: LineFilter | None = None,
-                stdin: BinaryIO | None = None, defer_intermediate: bool = False) -> Iterator[LogLine]:
+                stdin: BinaryIO | None = None) -> Iterator[LogLine]:
     """Every usable event of the inputs, files in the order their events happened.
-
-    With `defer_intermediate` (and no line_filter), lines that are recognisably RequestReceived
-    events come as PendingLine, unparsed; `stages.one_per_request` resolves the few it needs. Recognition
-    is conservative (see _intermediate_audit_id): anything unusual is parsed as usual.
 
     With a `line_filter`, only lines that contain the values it looks for (or an escape that could
     hide one) are parsed; the other lines are still checked for the cheap signs of damage (a line
@@ -328,10 +326,25 @@ def read_events(paths: Sequence[str], problems: ReadProblems, line_filter: LineF
     reported even though it is not parsed. Subtler damage inside a line that cannot match goes
     unnoticed; a run without filters (e.g. `audit summary`) checks every line.
     """
+    return _read(paths, problems, line_filter, stdin, defer_request_received=False)
+
+
+def read_deferring(paths: Sequence[str], problems: ReadProblems,
+                   stdin: BinaryIO | None = None) -> Iterator[LogLine | PendingLine]:
+    """Like read_events without a filter, but RequestReceived lines come as PendingLine, unparsed.
+
+    For `stages.one_per_request`, which parses the few it needs. Recognition is conservative (see
+    _intermediate_audit_id): any line in an unusual form is parsed as usual.
+    """
+    return _read(paths, problems, None, stdin, defer_request_received=True)
+
+
+def _read(paths: Sequence[str], problems: ReadProblems, line_filter: LineFilter | None, stdin: BinaryIO | None,
+          defer_request_received: bool) -> Iterator[Any]:
     for path in in_time_order(check_inputs(paths)):
         if path == STDIN:
             yield from _events_in("<stdin>", _decoded_chunks(stdin or sys.stdin.buffer), problems, line_filter,
-                                  defer_intermediate)
+                                  defer_request_received)
             continue
         try:
             stream = open(path, "rb", buffering=0)
@@ -339,11 +352,11 @@ def read_events(paths: Sequence[str], problems: ReadProblems, line_filter: LineF
             problems.add(path, 0, kinds.UNREADABLE, exc.strerror or type(exc).__name__)
             continue
         with stream:
-            yield from _events_in(path, _decoded_chunks(stream), problems, line_filter, defer_intermediate)
+            yield from _events_in(path, _decoded_chunks(stream), problems, line_filter, defer_request_received)
 
 
 def _events_in(source: str, chunks: Iterator[bytes], problems: ReadProblems,
-               line_filter: LineFilter | None, defer_intermediate: bool = False) -> Iterator[Any]:
+               line_filter: LineFilter | None, defer_request_received: bool) -> Iterator[Any]:
     decode = _EventDecoder()
     blocks = _line_blocks(source, chunks, problems)
     if line_filter is None:
@@ -351,7 +364,7 @@ def _events_in(source: str, chunks: Iterator[bytes], problems: ReadProblems,
             for number, raw in enumerate(block.split(b"\n"), before + 1):
                 if not raw:
                     continue
-                if defer_intermediate and (audit_id := _intermediate_audit_id(raw)) is not None:
+                if defer_request_received and (audit_id := _intermediate_audit_id(raw)) is not None:
                     yield PendingLine(audit_id, raw, source, number)
                     continue
                 record = decode(raw, source, number, problems)
@@ -499,7 +512,10 @@ def _slow_decode(raw: bytes) -> tuple[Any, str, str]:
     except ValueError as exc:
         if not raw.strip():
             return None, "", ""  # a blank line (also a CRLF one) is not a problem
-        detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "not JSON"
+        if isinstance(exc, json.JSONDecodeError):  # e.g. "Expecting value", "Unterminated string starting at"
+            detail = f"{exc.msg}{'' if exc.msg.endswith(' at') else ' at'} column {exc.colno}"
+        else:
+            detail = "not JSON"
         # JSONDecodeError's message names what was expected and where, never the content itself.
         return None, kinds.MALFORMED_JSON, detail
     except RecursionError:

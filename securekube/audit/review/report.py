@@ -7,6 +7,7 @@ value from the log is HTML-escaped: user names and agents are chosen by whoever 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from html import escape
 
@@ -73,10 +74,19 @@ def bucket_size(first: datetime, last: datetime) -> timedelta:
     return BUCKET_SIZES[-1]
 
 
-def activity_columns(activity: Sequence[ActivityBucket]) -> tuple[list[str], list[tuple[int, int, int, int]]]:
+@dataclass(frozen=True)
+class ActivityColumns:
+    """The activity chart's data: one label and (allowed, denied, failed authn, 5xx) per bucket."""
+
+    labels: tuple[str, ...]
+    values: tuple[tuple[int, int, int, int], ...]
+    bucket: timedelta
+
+
+def activity_columns(activity: Sequence[ActivityBucket]) -> ActivityColumns:
     """Per-minute counts regrouped into buckets, empty buckets included (a gap in activity is news)."""
     if not activity:
-        return [], []
+        return ActivityColumns((), (), BUCKET_SIZES[0])
     first, last = activity[0].start, activity[-1].start
     size = bucket_size(first, last)
     epoch = datetime(1970, 1, 5, tzinfo=timezone.utc)  # a Monday: weekly buckets start on Mondays
@@ -87,16 +97,18 @@ def activity_columns(activity: Sequence[ActivityBucket]) -> tuple[list[str], lis
         row = sums[int((bucket.start - start) // size)]
         for i, value in enumerate((bucket.allowed, bucket.denied, bucket.failed_authentication, bucket.errors)):
             row[i] += value
-    fmt = "%H:%M" if size < timedelta(days=1) and last - first < timedelta(days=1) else (
-        "%m-%d %H:%M" if size < timedelta(days=1) else "%Y-%m-%d")
-    labels = [(start + i * size).strftime(fmt) for i in range(count)]
-    return labels, [tuple(row) for row in sums]  # type: ignore[misc]
+    if size >= timedelta(days=1):
+        fmt = "%Y-%m-%d"
+    else:
+        fmt = "%H:%M" if last - first < timedelta(days=1) else "%m-%d %H:%M"
+    labels = tuple((start + i * size).strftime(fmt) for i in range(count))
+    return ActivityColumns(labels, tuple((a, d, f, e) for a, d, f, e in sums), size)
 
 
 def render_report(summary: Summary, problems: ReadProblems, sources: Sequence[str],
                   generated: datetime | None = None) -> str:
     generated = generated or datetime.now(timezone.utc)
-    span = f"{escape(summary.first)} → {escape(summary.last)}" if summary.first else "no timestamps"
+    span = f"{escape(_when(summary.first))} → {escape(_when(summary.last))} UTC" if summary.first else "no timestamps"
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -140,10 +152,14 @@ def _cards(summary: Summary) -> str:
 
 
 def _activity(summary: Summary) -> str:
-    labels, values = activity_columns(summary.activity)
-    if not labels:
+    if not summary.activity:
         return _panel("Activity over time", '<p class="none">No timestamps in the input.</p>', tag="section")
-    return _panel("Activity over time", legend(OUTCOMES) + stacked_columns(labels, values, OUTCOMES), tag="section")
+    columns = activity_columns(summary.activity)
+    minutes = int(columns.bucket.total_seconds() // 60)
+    unit = f"{minutes} min" if minutes < 60 else (f"{minutes // 60} h" if minutes < 1440 else f"{minutes // 1440} d")
+    note = f'<p class="more">Requests per {unit} (UTC), by outcome.</p>'
+    chart = stacked_columns(columns.labels, columns.values, OUTCOMES)
+    return _panel("Activity over time", legend(OUTCOMES) + chart + note, tag="section")
 
 
 def _most_active(summary: Summary) -> list[IdentityCount]:
@@ -182,7 +198,8 @@ def _sensitive(summary: Summary) -> str:
 def _request_table(rows: Sequence[RequestRow], total: int) -> str:
     rows = rows[:LISTED_ROWS]
     table = _table(("Time", "User", "Verb", "Resource", "Namespace / name", "Code"),
-                   [(_when(r.time), r.user, r.verb, r.resource, "/".join(p for p in (r.namespace, r.name) if p) or "—",
+                   [(_when(r.time), r.user, r.verb, r.resource,
+                     "/".join(p for p in (r.namespace, r.name) if p) or "—",
                      r.code if r.code is not None else "—") for r in rows], nowrap={2}, time_column=0)
     if total > len(rows):
         table += f'<p class="more">… and {total - len(rows):,} more (list them with <code>audit query</code>).</p>'
@@ -197,7 +214,8 @@ def _when(text: str) -> str:
 
 def _failed_authn(summary: Summary) -> str:
     return _table(("Source IP", "Count", "User agents"),
-                  [(f.ip, f.count, ", ".join(a or "—" for a in f.user_agents)) for f in summary.failed_authentication],
+                  [(f.ip, f.count, ", ".join(a or "—" for a in f.user_agents))
+                   for f in summary.failed_authentication],
                   numeric={1})
 
 
@@ -214,7 +232,8 @@ def _problems(problems: ReadProblems) -> str:
         return ""
     items = "".join(f"<li>{escape(line.strip())}</li>" for line in problems.report_lines())
     return _panel(f"Input problems ({problems.total:,})",
-                  f'<p>Lines that could not be read are left out of everything above.</p><ul class="problems">{items}</ul>',
+                  '<p>Lines that could not be read are left out of everything above.</p>'
+                  f'<ul class="problems">{items}</ul>',
                   tag="section")
 
 

@@ -240,7 +240,8 @@ class SummaryBuilder:
             identities=len(self.by_identity),
             users=identities(people),
             service_accounts=identities(accounts),
-            most_denied=tuple(IdentityCount(n, self.by_identity[n], d) for n, d in _ranked(self.denied_by_identity, top)),
+            most_denied=tuple(IdentityCount(n, self.by_identity[n], d)
+                              for n, d in _ranked(self.denied_by_identity, top)),
             denials_total=sum(self.denials.values()),
             denials=tuple(DenialCount(*key, count=c) for key, c in _ranked(self.denials, top)),
             secret_reads_total=sum(self.secret_reads.values()),

@@ -16,8 +16,8 @@ from typing import Any, BinaryIO
 from securekube.audit.review import event_fields as ef
 from securekube.audit.review.problems import ReadProblems
 from securekube.audit.review.query import QueryError, QueryFilter
-from securekube.audit.review.reader import LineFilter, read_events
-from securekube.audit.review.stages import one_per_request
+from securekube.audit.review.reader import LineFilter
+from securekube.audit.review.stages import requests
 
 _KIND = re.compile(r"^([A-Za-z0-9-]+)(?:\.([a-z0-9.-]+))?$")
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
@@ -99,8 +99,7 @@ def timeline(paths: Sequence[str], problems: ReadProblems, target: ObjectTarget 
         return in_window(event) and (target is None or target.matches(event))
 
     found: list[tuple[datetime, int, TimelineEntry]] = []
-    records = read_events(paths, problems, line_filter, stdin, defer_intermediate=True)
-    for record in one_per_request(records, problems, matches):
+    for record in requests(paths, problems, line_filter, matches, stdin):
         found.append((ef.received_at(record.event) or _EARLIEST, len(found), TimelineEntry.of(record.event)))
     found.sort(key=lambda item: item[:2])  # by time; the log's order breaks ties
     return [entry for _, _, entry in found]

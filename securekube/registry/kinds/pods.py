@@ -1,9 +1,18 @@
-"""core/v1 Pod: containers, defaults as upstream, a spec that is mostly immutable after create."""
+"""core/v1 Pod: containers, defaults as upstream, a spec that is mostly immutable after create.
+
+Subresources: `status` (the kubelet's), `binding` (the scheduler's: sets spec.nodeName once, see
+`bind_pod`) and `log` (served by the API server from the pod's kubelet, never stored).
+"""
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
+from securekube.api import errors
 from securekube.api import validation as v
 from securekube.api.errors import Cause
 from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.registry.store import Store
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
@@ -96,7 +105,7 @@ def _validate_container(field: str, c: object, seen: set[str]) -> list[Cause]:
 
 class PodStrategy(Strategy):
     type = ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",),
-                        ("status",), ("all",))
+                        ("status", "binding", "log"), ("all",))
     has_status = True
     schema = object_schema("spec", "status", spec=POD_SPEC_FIELDS, **{"spec.containers[]": CONTAINER_FIELDS,
                                                                     "spec.initContainers[]": CONTAINER_FIELDS})
@@ -175,6 +184,23 @@ class PodStrategy(Strategy):
             names.add(name)
         return causes
 
+    def prepare_update(self, new: dict, old: dict, subresource: str) -> None:
+        if subresource == BINDING:
+            return  # server code (bind_pod) sets spec.nodeName and the PodScheduled condition, nothing else
+        super().prepare_update(new, old, subresource)
+
+    def validate_subresource_update(self, new: dict, old: dict, subresource: str) -> list[Cause]:
+        if subresource != BINDING:
+            return super().validate_subresource_update(new, old, subresource)
+        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        if old_spec.get("nodeName"):
+            return [v.forbidden("spec.nodeName", "a pod is bound once")]
+        if not isinstance(new_spec.get("nodeName"), str) or not new_spec.get("nodeName"):
+            return [v.required("spec.nodeName")]
+        if {**new_spec, "nodeName": None} != {**old_spec, "nodeName": None}:
+            return [v.forbidden("spec", "a binding may set spec.nodeName only")]
+        return []
+
     def validate_update(self, new: dict, old: dict) -> list[Cause]:
         def comparable(spec: dict) -> dict:
             spec = {k: val for k, val in (spec or {}).items() if k not in MUTABLE_SPEC_FIELDS}
@@ -189,3 +215,73 @@ class PodStrategy(Strategy):
                                 "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
                                 "(allow it to be set to 1 if it was previously negative)")]
         return []
+
+
+BINDING = "binding"
+
+
+def _binding_invalid(name: str, causes: list[Cause]) -> errors.ApiError:
+    return errors.invalid("Binding", name, causes)
+
+
+def bind_pod(store: Store, namespace: str, name: str, binding: Any) -> dict:
+    """POST pods/NAME/binding: assigns the pod to `binding.target.name` once, as upstream's BindingREST.
+
+    The target must be a Node; a pod that is already bound or being deleted is a 409. Annotations of
+    the Binding are copied to the pod and the PodScheduled condition becomes True. Returns the pod.
+    """
+    if not isinstance(binding, dict):
+        raise errors.bad_request("a Binding must be an object")
+    if binding.get("kind") not in (None, "Binding"):
+        raise errors.bad_request(f"the kind in the data ({binding.get('kind')}) does not match the expected kind "
+                                 "(Binding)")
+    meta = binding.get("metadata") if isinstance(binding.get("metadata"), dict) else {}
+    if meta.get("name") and meta["name"] != name:
+        raise errors.bad_request("name in URL does not match name in Binding object")
+    target = binding.get("target") if isinstance(binding.get("target"), dict) else {}
+    causes = []
+    if target.get("kind") not in (None, "", "Node"):
+        causes.append(v.unsupported("target.kind", target.get("kind"), ["Node", "<empty>"]))
+    if not isinstance(target.get("name"), str) or not target.get("name"):
+        causes.append(v.required("target.name"))
+    annotations = meta.get("annotations") or {}
+    causes += v.annotations("metadata.annotations", annotations)
+    if causes:
+        raise _binding_invalid(name, causes)
+
+    def assign(pod: dict) -> dict:
+        pod_meta, spec = pod["metadata"], pod.setdefault("spec", {})
+        if meta.get("uid") and meta["uid"] != pod_meta.get("uid"):
+            raise errors.conflict("pods", name, f"Precondition failed: UID in precondition: {meta['uid']}, "
+                                                f"UID in object meta: {pod_meta.get('uid')}")
+        if pod_meta.get("deletionTimestamp"):
+            raise errors.conflict("pods", name, f"pod {name} is being deleted, cannot be assigned to a host")
+        if spec.get("nodeName"):
+            raise errors.conflict("pods", name, f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+        spec["nodeName"] = target["name"]
+        if annotations:
+            pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **annotations}
+        set_condition(pod, {"type": "PodScheduled", "status": "True"})
+        return pod
+
+    return store.guaranteed_update(namespace, name, assign, subresource=BINDING)
+
+
+def set_condition(pod: dict, condition: dict) -> bool:
+    """Sets a pod condition by type, stamping lastTransitionTime when its status changes; True if it changed."""
+    status = pod.setdefault("status", {})
+    found = status.setdefault("conditions", [])
+    previous = next((c for c in found if c.get("type") == condition["type"]), None)
+    if previous is not None and all(previous.get(k) == val for k, val in condition.items()):
+        return False
+    changed_status = previous is None or previous.get("status") != condition.get("status")
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry = {"lastProbeTime": None, **condition,
+             "lastTransitionTime": now if changed_status else previous.get("lastTransitionTime", now)}
+    status["conditions"] = [entry if c is previous else c for c in found] if previous is not None else [*found, entry]
+    return True
+
+
+def binding_status() -> dict:
+    """Upstream's answer to a successful binding: a Status with code 201."""
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}

@@ -92,7 +92,8 @@ def test_summary_text_and_json(review, fixtures):
     code, out, _ = review("summary", fixtures / "upstream-kube-apiserver.log")
     assert code == 0
     assert out.startswith("12 requests by 8 identities from 2024-05-01T10:00:01.000100Z")
-    for title in ("Top users", "Top service accounts", "Denials (2)", "Secret reads (2)", "Exec/attach/port-forward (1)",
+    for title in ("Top users", "Top service accounts", "Denials (2)", "Secret reads (2)",
+                  "Exec/attach/port-forward (1)",
                   "RBAC and policy changes (1)", "Failed authentication (1)", "Requests by source IP"):
         assert f"\n{title}\n" in out
     code, out, _ = review("summary", fixtures / "malformed.log", "-o", "json")
@@ -114,7 +115,8 @@ def test_timeline_table_and_json(review, fixtures):
     _, out, _ = review("timeline", fixtures / "upstream-kube-apiserver.log", "--user", "bob", "-o", "json")
     assert json.loads(out) == [{"time": "2024-05-01T10:01:00.000000Z", "user": "bob", "verb": "get",
                                 "object": "secrets team-a/db-password", "code": 403, "decision": "forbid",
-                                "sourceIP": "10.0.0.12", "userAgent": "kubectl/v1.29.4 (darwin/arm64) kubernetes/55019c8"}]
+                                "sourceIP": "10.0.0.12",
+                                "userAgent": "kubectl/v1.29.4 (darwin/arm64) kubernetes/55019c8"}]
 
 
 def test_rbac_gen_writes_applyable_yaml(review, fixtures):
@@ -147,3 +149,10 @@ def test_each_command_explains_itself(review, capsys, command):
 def test_commands_are_under_securekube_audit(fixtures, capsys):
     assert main(["audit", "query", str(fixtures / "upstream-kube-apiserver.log"), "--user", "bob", "-o", "jsonl"]) == 0
     assert json.loads(capsys.readouterr().out)["auditID"].endswith("03")
+
+
+def test_an_error_after_reading_still_says_what_could_not_be_read(review, fixtures):
+    code, _, err = review("rbac-gen", fixtures / "malformed.log", "--user", "nobody")
+    assert code == 1
+    assert err.splitlines()[0].startswith("securekube: warning: 8 input line(s)")
+    assert err.splitlines()[-1] == "securekube: error: no requests by nobody in the input; nothing to generate"

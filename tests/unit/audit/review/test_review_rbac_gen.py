@@ -9,7 +9,7 @@ from securekube.audit.review.problems import ReadProblems
 from securekube.audit.review.query import QueryError
 from securekube.audit.review.rbac_gen import Identity, collect, rbac_objects, to_yaml, valid_object_name
 from securekube.audit.review.reader import read_events
-from securekube.audit.review.stages import one_per_request
+from securekube.audit.review.stages import requests
 from securekube.authn.interfaces import UserInfo
 from securekube.authz.interfaces import Attributes, Verdict
 from securekube.authz.rbac import RBACAuthorizer
@@ -19,8 +19,7 @@ DEPLOYER = Identity.service_account("ci:deployer")
 
 def generated(fixtures, identity: Identity, name: str | None = None) -> list[dict]:
     problems = ReadProblems()
-    events = (r.event for r in one_per_request(read_events([str(fixtures / "upstream-kube-apiserver.log")], problems),
-                                               problems))
+    events = (r.event for r in requests([str(fixtures / "upstream-kube-apiserver.log")], problems))
     return rbac_objects(collect(events, identity), identity, name)
 
 
@@ -100,8 +99,7 @@ def test_resources_needing_the_same_verbs_share_a_rule(make_event, write_log):
 def test_yaml_is_multi_document_rbac_v1_with_a_header(fixtures):
     identity = Identity.user("kubernetes-admin")
     problems = ReadProblems()
-    events = [r.event for r in one_per_request(read_events([str(fixtures / "upstream-kube-apiserver.log")], problems),
-                                               problems)]
+    events = [r.event for r in requests([str(fixtures / "upstream-kube-apiserver.log")], problems)]
     access = collect(events, identity)
     text = to_yaml(rbac_objects(collect(events, Identity.user("alice")), Identity.user("alice"), "observed"),
                    collect(events, Identity.user("alice")), Identity.user("alice"))
@@ -129,3 +127,17 @@ def test_object_names_are_made_valid():
     assert valid_object_name("rbac-gen:https://idp.example/alice") == "rbac-gen:https:--idp.example-alice"
     with pytest.raises(QueryError):
         valid_object_name("..")
+
+
+def test_a_request_naming_a_wildcard_never_becomes_a_wildcard_grant(make_event, write_log):
+    # Requests anyone can send (and that are logged although refused): /api/v1/namespaces/team-a/*,
+    # /apis/*/v1/..., and a non-resource path ending in *.
+    path = write_log("audit.log", make_event("ok", user="ci", verb="get", resource="configmaps"),
+                     make_event("w1", user="ci", verb="get", resource="*", code=404, decision="forbid"),
+                     make_event("w2", user="ci", verb="list", resource="deployments", group="*", code=403),
+                     make_event("w3", user="ci", verb="get", resource=None, extra={"requestURI": "/apis*"}))
+    access = collect((r.event for r in read_events([str(path)], ReadProblems())), Identity.user("ci"))
+    objects = rbac_objects(access, Identity.user("ci"))
+    assert [o["kind"] for o in objects] == ["Role", "RoleBinding"]
+    assert objects[0]["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
+    assert "Not generated: 3 requests naming '*'" in to_yaml(objects, access, Identity.user("ci"))

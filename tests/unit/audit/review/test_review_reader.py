@@ -11,7 +11,7 @@ import pytest
 from securekube.audit.review import problems as kinds
 from securekube.audit.review import reader
 from securekube.audit.review.problems import ReadProblems
-from securekube.audit.review.reader import InputError, LineFilter, PendingLine, read_events
+from securekube.audit.review.reader import InputError, LineFilter, PendingLine, read_deferring, read_events
 from securekube.audit.review.stages import one_per_request
 
 
@@ -82,7 +82,8 @@ def test_gzip_is_recognised_by_content_not_by_name(tmp_path, make_event):
 
 def test_concatenated_gzip_members_are_all_read(tmp_path, make_event):
     path = tmp_path / "audit.log.gz"
-    path.write_bytes(gzip.compress((make_event("a") + "\n").encode()) + gzip.compress((make_event("b") + "\n").encode()))
+    member_a, member_b = (gzip.compress((make_event(i) + "\n").encode()) for i in "ab")
+    path.write_bytes(member_a + member_b)
     assert audit_ids(read_events([str(path)], ReadProblems())) == ["a", "b"]
 
 
@@ -182,7 +183,7 @@ def test_filtered_reading_still_reports_damaged_lines_it_skips(fixtures):
 
 def test_request_received_lines_are_parsed_only_when_needed(fixtures):
     problems = ReadProblems()
-    raw = list(read_events([str(fixtures / "upstream-kube-apiserver.log")], problems, defer_intermediate=True))
+    raw = list(read_deferring([str(fixtures / "upstream-kube-apiserver.log")], problems))
     deferred = [r for r in raw if type(r) is PendingLine]
     assert len(deferred) == 9  # every RequestReceived line of the fixture
     eager = list(one_per_request(read_events([str(fixtures / "upstream-kube-apiserver.log")], problems), problems))
@@ -207,3 +208,9 @@ def test_multi_member_gzip_split_across_reads(monkeypatch, tmp_path, make_event)
     problems = ReadProblems()
     assert audit_ids(read_events([str(path)], problems)) == ["m0", "m1", "m2"]
     assert not problems
+
+
+def test_checkpoints_are_recognised_by_the_annotation_the_recorder_writes():
+    from securekube.audit.chain import CHECKPOINT
+
+    assert reader.CHECKPOINT_ANNOTATION == CHECKPOINT

@@ -5,9 +5,8 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from securekube.audit.review.problems import ReadProblems
-from securekube.audit.review.reader import read_events
 from securekube.audit.review.report import activity_columns, bucket_size, render_report
-from securekube.audit.review.stages import one_per_request
+from securekube.audit.review.stages import requests
 from securekube.audit.review.summary import ActivityBucket, summarize
 from securekube.audit.review.svg_charts import nice_ceiling, short_label
 
@@ -16,7 +15,7 @@ T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
 def page_for(*paths) -> str:
     problems = ReadProblems()
-    summary = summarize(r.event for r in one_per_request(read_events([str(p) for p in paths], problems), problems))
+    summary = summarize(r.event for r in requests([str(p) for p in paths], problems))
     return render_report(summary, problems, [p.name for p in paths], generated=T0)
 
 
@@ -62,9 +61,9 @@ def test_bucket_size_grows_with_the_time_span():
 
 def test_quiet_periods_are_empty_bars_not_missing_ones():
     activity = [ActivityBucket(T0, 3, 1, 0, 0), ActivityBucket(T0 + timedelta(minutes=3), 2, 0, 1, 0)]
-    labels, values = activity_columns(activity)
-    assert labels == ["00:00", "00:01", "00:02", "00:03"]
-    assert values == [(3, 1, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0), (2, 0, 1, 0)]
+    columns = activity_columns(activity)
+    assert columns.labels == ("00:00", "00:01", "00:02", "00:03") and columns.bucket == timedelta(minutes=1)
+    assert columns.values == ((3, 1, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0), (2, 0, 1, 0))
 
 
 def test_axis_maximum_is_a_round_number():

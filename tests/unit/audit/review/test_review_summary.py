@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 
 from securekube.audit.review.problems import ReadProblems
-from securekube.audit.review.reader import read_events
-from securekube.audit.review.stages import one_per_request
+from securekube.audit.review.stages import requests
 from securekube.audit.review.summary import (
     DenialCount,
     IdentityCount,
@@ -20,8 +19,7 @@ DEPLOYER = "system:serviceaccount:ci:deployer"
 
 def summary_of(*paths, top: int = 10) -> Summary:
     problems = ReadProblems()
-    return summarize((r.event for r in one_per_request(read_events([str(p) for p in paths], problems,
-                                                                   defer_intermediate=True), problems)), top)
+    return summarize((r.event for r in requests([str(p) for p in paths], problems)), top)
 
 
 def test_counts_requests_not_lines(fixtures):

@@ -22,7 +22,8 @@ def test_object_story_with_subresources_in_time_order(fixtures, kind):
 
 
 def test_secret_story_shows_the_denial(fixtures):
-    assert story([fixtures / "upstream-kube-apiserver.log"], target=ObjectTarget.parse("Secret/team-a/db-password")) == [
+    secret = ObjectTarget.parse("Secret/team-a/db-password")
+    assert story([fixtures / "upstream-kube-apiserver.log"], target=secret) == [
         ("10:00:01", "alice", "get", 200, "allow"), ("10:01:00", "bob", "get", 403, "forbid")]
 
 
