@@ -23,9 +23,12 @@ from securekube.admission.interfaces import (
     MutatingAdmission,
     ValidatingAdmission,
 )
+from securekube.admission.noderestriction import NodeRestriction
+from securekube.admission.opa import RegoAdmission
+from securekube.admission.podsecurity import PodSecurityAdmission
 from securekube.api.errors import forbidden
 
-__all__ = ["AdmissionChain"]
+__all__ = ["AdmissionChain", "standard_chain"]
 
 log = logging.getLogger("securekube.admission")
 
@@ -91,3 +94,11 @@ def _stage_failure(request: AdmissionRequest, stage: str, what: str) -> Admissio
     error = forbidden(resource, request.name, f"admission stage {stage} could not decide ({what}); "
                                               "the request is denied", group)
     return AdmissionError.from_api_error(error)
+
+
+def standard_chain(*, rego: RegoAdmission, pod_security: PodSecurityAdmission,
+                   node_restriction: NodeRestriction) -> AdmissionChain:
+    """The API server's chain, in kube-apiserver's order: Rego patches; then NodeRestriction, Pod
+    Security, and the Rego policies and constraints. Every stage is required: a lab cluster never
+    runs with a check silently missing."""
+    return AdmissionChain([rego.mutating], [node_restriction, pod_security, rego.validating])

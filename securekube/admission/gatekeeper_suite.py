@@ -32,7 +32,7 @@ from securekube.admission.review import request_from_review
 from securekube.policy.admission_input import is_admission_review, review_for_object
 from securekube.policy.interfaces import PolicyEngine, PolicyError
 
-__all__ = ["CaseOutcome", "SUITE_API_VERSION", "SuiteError", "find_suites", "run_suite"]
+__all__ = ["CaseOutcome", "SUITE_API_VERSION", "SuiteError", "find_suites", "iter_outcomes", "run_suite"]
 
 SUITE_API_VERSION = "test.gatekeeper.sh/v1alpha1"
 SUITE_KIND = "Suite"

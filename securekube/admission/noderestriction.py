@@ -242,7 +242,8 @@ class NodeRestriction:
         elif request.operation == UPDATE:
             old = _map(request.old_object)
             new_spec, old_spec = _map(new.get("spec")), _map(old.get("spec"))
-            if new_spec.get("configSource") is not None and new_spec.get("configSource") != old_spec.get("configSource"):
+            config_source = new_spec.get("configSource")
+            if config_source is not None and config_source != old_spec.get("configSource"):
                 raise _denied(request, f"node {go_quote(node)} is not allowed to update configSource to a new non-nil "
                                        "configSource")
             if (new_spec.get("taints") or []) != (old_spec.get("taints") or []):

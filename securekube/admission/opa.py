@@ -5,7 +5,7 @@ Two kinds of policy, evaluated together in one engine query per request:
 - securekube admission policies (policies/<name>/policy.rego, package
   `securekube.admission.<name>`): `input` is the admission.k8s.io/v1 AdmissionReview
   (`input.request.object`, `.oldObject`, `.userInfo`, `.operation`, ...) plus
-  `input.parameters` (this policy's configured parameters, {} by default). A policy defines
+  `input.parameters` (this policy's configured parameters; absent when it has none). A policy defines
   `deny contains msg` (each message denies), optionally `warn contains msg` (each message is
   returned as a warning) and `patch contains op` (RFC 6902 operations on the object, applied
   before validation). Policies see every operation, subresources and CONNECT included.
@@ -30,7 +30,8 @@ only the error code and the policy's file and line are.
 
 Runtime updates (`set_policies`, `set_templates`, `set_constraints`, `replace`) check and compile
 the complete new set before it replaces the old one; invalid Rego is refused with its file, line
-and (where OPA marks it) column, and nothing is partly installed. The engine must be dedicated to
+and (where OPA marks it) column, and nothing is partly installed. `check` does the same without
+installing, for refusing an invalid object before it is stored. The engine must be dedicated to
 this stage: every update replaces all of its modules. A generated module records which update the
 engine holds, so a request evaluated while an update lands is read with the matching set.
 """
@@ -43,7 +44,7 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from securekube.admission.gatekeeper import (
@@ -92,6 +93,9 @@ DEFAULT_ADMISSION_TIMEOUT = 0.25
 ANNOTATION_PREFIX = "admission.securekube.io/"
 INTERNAL_PACKAGE = "securekube.internal.admission"
 INTERNAL_MODULE = "securekube/internal/admission.rego"
+# The top-level input field with what the generated module needs besides the AdmissionReview
+# (applicable constraints, the namespace, the inventory); policies see it but should not use it.
+INTERNAL_INPUT = "securekube_admission"
 _VALIDATION_QUERY = f"result := data.{INTERNAL_PACKAGE}.validation"
 _MUTATION_QUERY = f"result := data.{INTERNAL_PACKAGE}.mutation"
 # How often a request is re-read when an update replaced the modules while it was evaluated.
@@ -247,16 +251,36 @@ class RegoAdmission:
         malformed template or constraint, ValueError for policies that break the conventions.
         """
         try:
-            self._replace(policies, parameters, templates, constraints)
+            self._replace(policies, parameters, templates, constraints, install=True)
+        except PolicyCompileError as exc:
+            raise PolicyCompileError(with_columns(str(exc))) from None
+
+    def check(self, *, policies: Sequence[Policy] | None = None,
+              parameters: Mapping[str, Mapping[str, Any]] | None = None,
+              templates: Sequence[Mapping[str, Any]] | None = None,
+              constraints: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """What `replace` would raise, without installing anything: for refusing an invalid
+        ConstraintTemplate or Constraint at create/update, before it is stored.
+
+        Compiles the complete resulting set when the engine can check without loading
+        (`check(modules)`, as the embedded engine can); otherwise parses only.
+        """
+        try:
+            self._replace(policies, parameters, templates, constraints, install=False)
         except PolicyCompileError as exc:
             raise PolicyCompileError(with_columns(str(exc))) from None
 
     def _replace(self, policies: Sequence[Policy] | None, parameters: Mapping[str, Mapping[str, Any]] | None,
-                 templates: Sequence[Mapping[str, Any]] | None, constraints: Sequence[Mapping[str, Any]] | None) -> None:
+                 templates: Sequence[Mapping[str, Any]] | None, constraints: Sequence[Mapping[str, Any]] | None,
+                 *, install: bool) -> None:
         with self._write_lock:
             current = self._snapshot
             new_policies = tuple(policies) if policies is not None else current.policies
-            new_parameters = dict(parameters) if parameters is not None else dict(current.parameters)
+            if parameters is not None:
+                new_parameters = dict(parameters)
+            else:  # the parameters of the policies that stay
+                names = {p.name for p in new_policies}
+                new_parameters = {k: v for k, v in current.parameters.items() if k in names and v}
             _check_policies(new_policies, new_parameters)
             if templates is not None:
                 new_templates = tuple(parse_template(t, self._engine) for t in templates)
@@ -276,14 +300,19 @@ class RegoAdmission:
                 raise GatekeeperError("two constraints have the same kind and name")
             candidate = _build_snapshot(current.generation + 1, self._id, new_policies, new_parameters,
                                         new_templates, new_constraints)
+            if not install:
+                check = getattr(self._engine, "check", None)
+                if callable(check):
+                    check(candidate.modules)
+                return
             # While the engine switches, a request may already see the new modules: it finds
             # the matching snapshot here (see _evaluate).
             self._pending = candidate
             try:
                 self._engine.load(candidate.modules)
-            finally:
-                if self._snapshot is current:
-                    self._pending = None
+            except BaseException:
+                self._pending = None
+                raise
             self._snapshot = candidate
             self._pending = None
 
@@ -412,14 +441,18 @@ class RegoAdmission:
 
     def _input(self, snapshot: _Snapshot, request: AdmissionRequest, request_json: Mapping[str, Any],
                applicable: Mapping[str, list[str]]) -> dict[str, Any]:
+        """The AdmissionReview, and under INTERNAL_INPUT what the generated module needs besides it."""
         document: dict[str, Any] = {"apiVersion": ADMISSION_REVIEW_API_VERSION, "kind": ADMISSION_REVIEW_KIND,
                                     "request": request_json}
+        internal: dict[str, Any] = {}
         if applicable:
-            document["constraints"] = applicable
-            document["unstable"] = {"_unstable": {"namespace": request.namespace_object}} \
+            internal["constraints"] = applicable
+            internal["unstable"] = {"_unstable": {"namespace": request.namespace_object}} \
                 if request.namespace_object is not None else {}
         if snapshot.uses_inventory:
-            document["inventory"] = self._fetch_inventory()
+            internal["inventory"] = self._fetch_inventory()
+        if internal:
+            document[INTERNAL_INPUT] = internal
         return document
 
     def _fetch_inventory(self) -> Mapping[str, Any]:
@@ -510,10 +543,17 @@ def _rego(value: Any) -> str:
 def _build_snapshot(generation: int, stage_id: str, policies: tuple[Policy, ...],
                     parameters: Mapping[str, Mapping[str, Any]], templates: tuple[ConstraintTemplate, ...],
                     constraints: tuple[Constraint, ...]) -> _Snapshot:
+    """The snapshot and its generated module, which asks every policy and constraint in one evaluation.
+
+    `with` is costly in OPA (it sets caches aside), so a policy without parameters is asked with
+    the request's own input; one with parameters gets them as `input.parameters`; a template
+    always gets its own input (`review`, `parameters`), as Gatekeeper builds it.
+    """
     uses_inventory = any(p.module.mentions("data.inventory") for p in policies) or \
         any(t.uses_inventory for t in templates)
+    internal = f"input[{_rego(INTERNAL_INPUT)}]"
+    inventory_line = f"\tinventory := {internal}.inventory\n" if uses_inventory else ""
     with_inventory = " with data.inventory as inventory" if uses_inventory else ""
-    inventory_line = "\tinventory := input.inventory\n" if uses_inventory else ""
     lines = [
         f"package {INTERNAL_PACKAGE}",
         "",
@@ -521,7 +561,7 @@ def _build_snapshot(generation: int, stage_id: str, policies: tuple[Policy, ...]
         "",
         f"generation := {_rego(f'{stage_id}/{generation}')}",
         "",
-        f"parameters := {_rego({p.name: dict(parameters.get(p.name, {})) for p in policies})}",
+        f"parameters := {_rego({p.name: dict(parameters[p.name]) for p in policies if parameters.get(p.name)})}",
         "",
         f"constraint_parameters := {_rego({c.id: dict(c.parameters) for c in constraints})}",
         "",
@@ -530,17 +570,19 @@ def _build_snapshot(generation: int, stage_id: str, policies: tuple[Policy, ...]
         'mutation := {"generation": generation, "patches": patches}',
         "",
     ]
-    policy_input = ('\tpolicy_input := {"apiVersion": input.apiVersion, "kind": input.kind, "request": input.request, '
-                    '"parameters": parameters[name]}\n')
+
+    def modifiers(policy: Policy) -> str:
+        with_parameters = " with input.parameters as parameters[name]" if parameters.get(policy.name) else ""
+        return with_parameters + with_inventory
+
     if not policies:
         lines.append("policies := {}\n")
     for policy in policies:
         deny = f"[d | d := {policy.module.rule_ref(DENY_RULE)}]"
-        warn = f"[w | w := {policy.module.rule_ref(WARN_RULE)}]" if policy.defines(WARN_RULE) else None
-        body = (f"policies[name] := answer if {{\n\tname := {_rego(policy.name)}\n{policy_input}{inventory_line}"
-                f"\tdeny := {deny} with input as policy_input{with_inventory}\n")
-        if warn:
-            body += f"\twarn := {warn} with input as policy_input{with_inventory}\n"
+        body = (f"policies[name] := answer if {{\n\tname := {_rego(policy.name)}\n{inventory_line}"
+                f"\tdeny := {deny}{modifiers(policy)}\n")
+        if policy.defines(WARN_RULE):
+            body += f"\twarn := [w | w := {policy.module.rule_ref(WARN_RULE)}]{modifiers(policy)}\n"
         else:
             body += "\twarn := [[]]\n"
         body += '\tanswer := {"deny": deny, "warn": warn}\n}\n'
@@ -549,9 +591,8 @@ def _build_snapshot(generation: int, stage_id: str, policies: tuple[Policy, ...]
     if not mutating:
         lines.append("patches := {}\n")
     for policy in mutating:
-        lines.append(f"patches[name] := operations if {{\n\tname := {_rego(policy.name)}\n{policy_input}{inventory_line}"
-                     f"\toperations := [op | some op in {policy.module.rule_ref(PATCH_RULE)}] "
-                     f"with input as policy_input{with_inventory}\n}}\n")
+        lines.append(f"patches[name] := operations if {{\n\tname := {_rego(policy.name)}\n{inventory_line}"
+                     f"\toperations := [op | some op in {policy.module.rule_ref(PATCH_RULE)}]{modifiers(policy)}\n}}\n")
     used_kinds = sorted({c.kind for c in constraints})
     if not used_kinds:
         lines.append("constraints := {}\n")
@@ -559,8 +600,8 @@ def _build_snapshot(generation: int, stage_id: str, policies: tuple[Policy, ...]
     for kind in used_kinds:
         template = by_kind[kind]
         lines.append(
-            f"constraints[id] := violations if {{\n\tsome id in input.constraints[{_rego(kind)}]\n"
-            '\treview_input := {"review": object.union(input.request, input.unstable), '
+            f"constraints[id] := violations if {{\n\tsome id in {internal}.constraints[{_rego(kind)}]\n"
+            f'\treview_input := {{"review": object.union(input.request, {internal}.unstable), '
             '"parameters": constraint_parameters[id]}\n'
             f"{inventory_line}"
             f"\tviolations := [v | some v in {template.module.rule_ref('violation')}] "

@@ -260,7 +260,8 @@ class PodSecurityAdmission:
     def config(self) -> PodSecurityConfig:
         return self._config
 
-    def policy_for_namespace(self, namespace: Mapping[str, Any] | None) -> tuple[NamespacePolicy, tuple[_LabelError, ...]]:
+    def policy_for_namespace(self, namespace: Mapping[str, Any] | None
+                             ) -> tuple[NamespacePolicy, tuple[_LabelError, ...]]:
         return policy_for_labels(_labels(namespace), self._config.defaults)
 
     def validate(self, request: AdmissionRequest) -> AdmissionResult:
@@ -400,7 +401,8 @@ class PodSecurityAdmission:
             raise error
         policy, errors = self.policy_for_namespace(request.namespace_object)
         if not errors and policy.fully_privileged:
-            return AdmissionResult(request.object, audit_annotations={ENFORCED_POLICY_ANNOTATION: str(_PRIVILEGED_LATEST)})
+            return AdmissionResult(request.object,
+                                   audit_annotations={ENFORCED_POLICY_ANNOTATION: str(_PRIVILEGED_LATEST)})
         pod = request.object
         if not isinstance(pod, Mapping) or not isinstance(pod.get("spec"), Mapping):
             raise AdmissionError.from_api_error(bad_request("failed to decode pod"))

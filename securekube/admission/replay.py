@@ -30,7 +30,8 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from securekube.admission.interfaces import CONNECT, CREATE, DELETE, UPDATE, AdmissionRequest
-from securekube.admission.judge import Judgement
+from securekube.admission.judge import ERROR, Judgement
+from securekube.admission.opa import Finding
 from securekube.authn.interfaces import UserInfo
 from securekube.policy.admission_input import group_version
 
@@ -114,7 +115,9 @@ def read_audit_lines(paths: Sequence[Path], problems: list[ReplayProblem]) -> It
         with stream:
             magic = stream.read(2)
             stream.seek(0)
-            source: BinaryIO = gzip.GzipFile(fileobj=stream) if magic == _GZIP_MAGIC else stream  # type: ignore[assignment]
+            source: BinaryIO = stream
+            if magic == _GZIP_MAGIC:
+                source = gzip.GzipFile(fileobj=stream)  # type: ignore[assignment]
             yield from _events_of(str(path), source, problems)
 
 
@@ -298,11 +301,18 @@ def replay(lines: Iterable[AuditLine], judge: Callable[[AdmissionRequest], Judge
     Results keep log order. Findings-free requests are counted, not listed.
     """
     memory = _Memory()
+
+    def judged(request: AdmissionRequest) -> Judgement:
+        try:
+            return judge(request)
+        except Exception as exc:  # one odd recorded object must not end the replay of the rest
+            return Judgement((Finding("replay", "replay", ERROR, f"could not be judged ({type(exc).__name__})"),))
+
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="securekube-replay") as pool:
         pending: list[tuple[AuditLine, AdmissionRequest]] = []
 
         def flush() -> None:
-            for (line, request), judgement in zip(pending, pool.map(judge, [r for _, r in pending])):
+            for (line, request), judgement in zip(pending, pool.map(judged, [r for _, r in pending])):
                 report.replayed += 1
                 if judgement.findings:
                     report.results.append(_describe(line, request, judgement))

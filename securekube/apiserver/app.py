@@ -17,6 +17,7 @@ from securekube.api import errors
 from securekube.api.errors import ApiError
 from securekube.api.selectors import FieldRequirement
 from securekube.apiserver import discovery, openapi
+from securekube.apiserver.admission_hook import Notes
 from securekube.apiserver.handlers import Request as ApiRequest
 from securekube.apiserver.handlers import ResourceHandlers, encode, list_options
 from securekube.apiserver.negotiation import check_acceptable, wants_table
@@ -159,10 +160,19 @@ def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True, oidc: A
         if info.verb == "watch":
             return await watch_response(request, info, query)
         body = await read_body(request)
+        notes = Notes()
+        request.scope["securekube.audit_annotations"] = notes.audit_annotations  # read by the audit stage
         req = ApiRequest(info, query, request.headers.get("content-type"), request.headers.get("accept"), body,
-                         request.scope["securekube.user"])
-        reply = await run_in_threadpool(handlers.handle, req)
-        headers = {"Warning": warning_header(reply.warnings)} if reply.warnings else None
+                         request.scope["securekube.user"], notes)
+        try:
+            reply = await run_in_threadpool(handlers.handle, req)
+        except ApiError as exc:  # a denial still carries the warnings gathered before it, as upstream
+            response = status_response(exc)
+            if notes.warnings:
+                response.headers["Warning"] = warning_header(notes.warnings)
+            return response
+        warnings = reply.warnings + notes.warnings
+        headers = {"Warning": warning_header(warnings)} if warnings else None
         return Response(encode(reply.body), status_code=reply.status, media_type="application/json", headers=headers)
 
     async def watch_response(request: Request, info: Any, query: dict[str, str]) -> Response:

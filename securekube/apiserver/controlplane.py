@@ -46,7 +46,12 @@ from securekube.pki.certs import load_certificate
 from securekube.pki.layout import PkiPaths
 from securekube.pki.revocation import RevocationList
 from securekube.policy.embedded import EmbeddedOpaEngine
-from securekube.policy.loader import load_policies
+from securekube.policy.loader import read_policies
+from securekube.admission.chain import standard_chain
+from securekube.admission.noderestriction import NodeRestriction, NodeRestrictionLookups
+from securekube.admission.opa import RegoAdmission
+from securekube.admission.podsecurity import LevelVersion, NamespacePolicy, PodSecurityAdmission, PodSecurityConfig
+from securekube.apiserver.admission_hook import Admission
 from securekube.registry.informer import Informer
 from securekube.registry.kinds.pods import bind_pod, binding_status
 from securekube.registry.registry import Registry
@@ -100,8 +105,11 @@ class ControlPlane:
                                            jwks_uri=f"https://{config.host}:{config.port}/openid/v1/jwks")
         self.nodes = NodeAuthorizer()
         self._pod_informer = Informer(self.registry.store_for_kind("", "Pod"), self._pod_event, name="node-graph")
-        self.policy_engine = EmbeddedOpaEngine()
-        policies = [p for p in load_policies(config.policies_dir, self.policy_engine) if p.is_authorization]
+        # Two engines: admission replaces its whole module set on every policy change.
+        self.policy_engine, self.admission_engine = EmbeddedOpaEngine(), EmbeddedOpaEngine()
+        shipped = read_policies(config.policies_dir, self.policy_engine)
+        policies = [p for p in shipped if p.is_authorization]
+        self.policy_engine.load({p.module.module_name: p.module.source for p in policies})
         # The limit covers waiting for a free engine too: 1 s keeps a busy 2-core server from
         # refusing admins by queueing alone, while a runaway policy still denies.
         opa = OPAAuthorizer(self.policy_engine, policies, OPAAuthorizerConfig(eval_timeout=AUTHZ_POLICY_TIMEOUT_SECONDS))
@@ -110,10 +118,21 @@ class ControlPlane:
         # deny. OPA only denies, and comes before system:masters so its rules bind everyone.
         authorizer = UnionAuthorizer(self.nodes, opa, PrivilegedGroupAuthorizer(), self.rbac)
         reviews = Reviews(authorizer, self.tokens, rules_for=self._rules_review)
+        rego = RegoAdmission(self.admission_engine)
+        rego.set_policies([p for p in shipped if p.is_admission])
+        rego.verify()
+        pods, nodes = self.registry.store_for_kind("", "Pod"), self.registry.store_for_kind("", "Node")
+        chain = standard_chain(
+            rego=rego,
+            # The lab enforces the restricted Pod Security level wherever a namespace says nothing else.
+            pod_security=PodSecurityAdmission(PodSecurityConfig(defaults=NamespacePolicy.uniform(LevelVersion("restricted"))),
+                                              list_pods=lambda ns: pods.list(ns).items),
+            node_restriction=NodeRestriction(NodeRestrictionLookups(get_pod=_getter(pods), get_node=lambda n: _getter(nodes)("", n))))
+        admission = Admission(self.registry, chain, RbacWriteGuard(self.registry, self.rbac, authorizer))
         handlers = ResourceHandlers(self.registry, reviews, after_write=self._after_write,
                                     creators={("", "serviceaccounts", "token"): self.tokens.request,
                                               ("", "pods", "binding"): self._bind},
-                                    guard=RbacWriteGuard(self.registry, self.rbac, authorizer))
+                                    admission=admission)
         authenticator = UnionAuthenticator(X509Authenticator(lambda: self.revocations.serials),
                                            self.tokens)
         audit_policy = AuditPolicy.load(config.audit_policy) if config.audit_policy else default_policy()
@@ -232,12 +251,29 @@ class ControlPlane:
             informer.stop()
         self.storage.close()
         self.policy_engine.close()
+        self.admission_engine.close()
         self.audit_log.close()
 
 
+def _getter(store: Store) -> Callable[[str, str], dict | None]:
+    """A lookup that answers None for a missing object (what admission stages expect)."""
+    def get(namespace: str, name: str) -> dict | None:
+        try:
+            return store.get(namespace, name)
+        except ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
+    return get
+
+
 def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
-          on_listening: Callable[[], None] = lambda: None) -> None:
-    """Runs the API server until SIGINT/SIGTERM, reporting each start-up step."""
+          on_listening: Callable[[], None] = lambda: None, on_stopping: Callable[[], None] = lambda: None) -> None:
+    """Runs the API server until SIGINT/SIGTERM, reporting each start-up step.
+
+    `on_stopping` runs when a stop is asked for, before the server closes its connections (a local
+    node ends its watches there, so the graceful shutdown need not wait them out).
+    """
     report(f"storage: SQLite at {config.database}")
     plane = ControlPlane(config)
     try:
@@ -257,7 +293,7 @@ def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
         server = uvicorn.Server(uv_config)
         listener = _listen(config.host, config.port)
         report(f"api server: listening on https://{config.host}:{config.port}")
-        _run_until_signalled(server, listener, on_listening)
+        _run_until_signalled(server, listener, on_listening, on_stopping)
     finally:
         plane.close()
         report("stopped")
@@ -279,7 +315,8 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_until_signalled(server: uvicorn.Server, listener: socket.socket, on_listening: Callable[[], None]) -> None:
+def _run_until_signalled(server: uvicorn.Server, listener: socket.socket, on_listening: Callable[[], None],
+                         on_stopping: Callable[[], None] = lambda: None) -> None:
     """Serves in a worker thread; SIGINT/SIGTERM in the main thread ask for a graceful stop.
 
     uvicorn's own handlers would re-raise the signal after shutting down, so the process would
@@ -293,6 +330,7 @@ def _run_until_signalled(server: uvicorn.Server, listener: socket.socket, on_lis
         announced = False
         while thread.is_alive():
             if stop.wait(0.05):
+                on_stopping()
                 server.should_exit = True
                 break
             if server.started and not announced:

@@ -14,18 +14,18 @@ from securekube.api import errors, fieldcheck
 from securekube.api.patch import json_merge_patch, json_patch, strategic_merge_patch
 from securekube.api.selectors import parse_field_selector, parse_label_selector
 from securekube.apiserver.negotiation import PATCH_TYPES, decode_body, media_type, to_table, wants_table
+from securekube.apiserver.admission_hook import Admission, Notes
 from securekube.apiserver.requestinfo import RequestInfo
 from securekube.apiserver.reviews import Reviews
 from securekube.authn.interfaces import UserInfo
 from securekube.registry.registry import Registry
 from securekube.registry.resource import ResourceType
-from securekube.registry.store import ListOptions, Store
+from securekube.registry.store import Admit, ListOptions, Store
 
 
 # (namespace, name, decoded body, requesting user) -> the created object, e.g. a TokenRequest.
 SubresourceCreator = Callable[[str, str, Any, UserInfo], dict]
-# (store, namespace, new object, stored object or None, user): raises ApiError to refuse a write.
-WriteGuard = Callable[[Store, str, dict, "dict | None", UserInfo], None]
+
 
 
 @dataclass
@@ -43,6 +43,7 @@ class Request:
     accept: str | None
     body: bytes
     user: UserInfo
+    notes: Notes = field(default_factory=Notes)  # admission's warnings and audit annotations
 
 
 def _dry_run(query: Mapping[str, str], options: Mapping[str, Any] | None = None) -> bool:
@@ -81,11 +82,11 @@ class ResourceHandlers:
     def __init__(self, registry: Registry, reviews: Reviews,
                  after_write: Callable[[Store, int], None] = lambda s, r: None,
                  creators: Mapping[tuple[str, str, str], SubresourceCreator] | None = None,
-                 guard: WriteGuard = lambda store, ns, obj, old, user: None) -> None:
+                 admission: Admission | None = None) -> None:
         """`creators` serve subresources that create something, by (group, resource, subresource);
-        `guard` sees every object about to be written (with the stored one on updates) and may refuse it."""
+        `admission` sees every object about to be written (with the stored one on updates and deletes)."""
         self.registry = registry
-        self._guard = guard
+        self._admission = admission
         self._reviews = reviews
         self._creators = dict(creators or {})
         self._after_write = after_write
@@ -120,6 +121,13 @@ class ResourceHandlers:
         if info.verb != "create" or info.name or info.subresource or (t.namespaced and not info.namespace):
             raise errors.method_not_allowed()
         return Reply(201, self._reviews.create(t, info.namespace, decode_body(req.body, req.content_type), req.user))
+
+    def _admit(self, store: Store, namespace: str, operation: str, req: Request, dry_run: bool) -> Admit | None:
+        if self._admission is None:
+            return None
+        admission = self._admission
+        return lambda new, old: admission.admit(store, namespace, operation, new, old, req.user,
+                                                subresource=req.info.subresource, dry_run=dry_run, notes=req.notes)
 
     def _written(self, store: Store, obj: dict) -> None:
         rv = (obj.get("metadata") or {}).get("resourceVersion")
@@ -179,16 +187,17 @@ class ResourceHandlers:
         obj, warnings = self._check_fields(store, req, self._object_body(store, namespace, req))
         if store.type.namespaced:
             self.registry.check_namespace_accepts_content(namespace)
-        self._guard(store, namespace, obj, None, req.user)
-        created = store.create(namespace, obj, dry_run=_dry_run(req.query), requester=req.user)
+        dry_run = _dry_run(req.query)
+        created = store.create(namespace, obj, dry_run=dry_run, requester=req.user,
+                               admit=self._admit(store, namespace, "CREATE", req, dry_run))
         self._written(store, created)
         return Reply(201, created, warnings)
 
     def _update(self, store: Store, namespace: str, req: Request) -> Reply:
         obj, warnings = self._check_fields(store, req, self._object_body(store, namespace, req))
-        updated = store.update(namespace, req.info.name, obj, subresource=req.info.subresource,
-                               dry_run=_dry_run(req.query),
-                               check=lambda current: self._guard(store, namespace, obj, current, req.user))
+        dry_run = _dry_run(req.query)
+        updated = store.update(namespace, req.info.name, obj, subresource=req.info.subresource, dry_run=dry_run,
+                               admit=self._admit(store, namespace, "UPDATE", req, dry_run))
         self._written(store, updated)
         return Reply(200, updated, warnings)
 
@@ -210,11 +219,12 @@ class ResourceHandlers:
             patched = apply(current, patch)
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patched object is not an object")
-            self._guard(store, namespace, patched, current, req.user)
             return patched
 
+        dry_run = _dry_run(req.query)
         updated = store.guaranteed_update(namespace, req.info.name, mutate, subresource=req.info.subresource,
-                                          dry_run=_dry_run(req.query), expected_rv=expected_rv)
+                                          dry_run=dry_run, expected_rv=expected_rv,
+                                          admit=self._admit(store, namespace, "UPDATE", req, dry_run))
         self._written(store, updated)
         return Reply(200, updated, warnings)
 
@@ -233,7 +243,8 @@ class ResourceHandlers:
         obj, _gone = store.delete(namespace, req.info.name, uid=pre.get("uid") or "",
                                   resource_version=pre.get("resourceVersion") or "",
                                   grace_period=int(grace) if grace not in (None, "") else None,
-                                  dry_run=_dry_run(req.query, options))
+                                  dry_run=_dry_run(req.query, options),
+                                  admit=self._admit(store, namespace, "DELETE", req, _dry_run(req.query, options)))
         self._written(store, obj)
         return Reply(200, obj)
 
@@ -244,7 +255,9 @@ class ResourceHandlers:
         deleted = []
         for obj in store.list(namespace, ListOptions(opts.label_selector, opts.field_selector)).items:
             try:
-                gone, _ = store.delete(obj["metadata"].get("namespace", ""), obj["metadata"]["name"], dry_run=dry_run)
+                item_namespace = obj["metadata"].get("namespace", "")
+                gone, _ = store.delete(item_namespace, obj["metadata"]["name"], dry_run=dry_run,
+                                       admit=self._admit(store, item_namespace, "DELETE", req, dry_run))
             except errors.ApiError as exc:
                 if exc.code == 404:
                     continue  # deleted by someone else meanwhile

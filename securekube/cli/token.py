@@ -73,6 +73,20 @@ def create_bootstrap_token(kubeconfig: Path, ttl: dt.timedelta = DEFAULT_TTL, de
     return f"{token_id}.{token_secret}"
 
 
+def delete_bootstrap_token(kubeconfig: Path, token: str) -> None:
+    """Deletes the Secret behind `token` (its id part) through the API server; a missing one is fine."""
+    from securekube.kubelet.apiclient import ApiClient, ApiClientError, ApiStatusError, load_kubeconfig
+
+    token_id = token.split(".", 1)[0]
+    try:
+        ApiClient(load_kubeconfig(kubeconfig)).delete(f"{SECRETS_PATH}/bootstrap-token-{token_id}")
+    except ApiStatusError as exc:
+        if exc.code != 404:
+            raise CliError(f"cannot delete bootstrap token {token_id}: {exc.message}") from None
+    except ApiClientError as exc:
+        raise CliError(f"cannot delete bootstrap token {token_id}: {exc}") from None
+
+
 def run_create(args: argparse.Namespace) -> int:
     if not 0 < args.ttl_hours <= 24 * 7:
         raise CliError("--ttl-hours must be between 1 and 168")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from securekube.cli.datadir import DataDir
 from securekube.cli.errors import CliError
+from securekube.cli.upnode import add_arguments as add_node_arguments
+from securekube.cli.upnode import plan_node
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -20,6 +22,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--audit-policy", type=Path, default=None,
                         help="an audit.k8s.io/v1 Policy file (default: the shipped docs/audit-policy.yaml)")
+    add_node_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -80,15 +83,23 @@ def run(args: argparse.Namespace) -> int:
         serving=ServingCerts(str(pki.cert("apiserver")), str(pki.key("apiserver")), str(pki.cert("ca"))),
         host=args.host, port=args.port, audit_log=data_dir.audit_log, audit_policy=args.audit_policy)
 
+    node = plan_node(args, data_dir, server_url, _step)
+
     def ready() -> None:
+        if node is not None:
+            node.start()  # joins through the API server that now listens
         _step("ready")
         print(f"\nUse the cluster with:\n  export KUBECONFIG={data_dir.admin_kubeconfig}\n  kubectl get namespaces\n",
               flush=True)
 
     try:
-        serve(config, report=_step, on_listening=ready)
+        serve(config, report=_step, on_listening=ready,
+              on_stopping=lambda: node.stop_agent() if node is not None else None)
     except (EncryptionConfigError, PkiError, PolicyError, AuditError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot start the API server: {exc.strerror or exc}") from None
+    finally:
+        if node is not None:
+            node.stop()
     return 0

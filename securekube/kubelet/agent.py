@@ -93,14 +93,15 @@ class KubeletAgent:
     def stop(self) -> None:
         """Stops the agent's threads and pod workers; running containers are the runtime's to stop."""
         self._stopping.set()
+        if self._client is not None:
+            self._client.close_watches()  # an open watch would hold up the API server's shutdown
         with self._lock:
             workers = list(self._workers.values())
         for worker in workers:
             worker.stop()
         for thread in self._threads:
-            # A watch blocked on a quiet connection notices the stop at its next event or bookmark;
-            # it is a daemon thread and starts nothing once stopping is set.
-            thread.join(timeout=2)
+            thread.join(timeout=5)
+        self._threads.clear()
 
     # ---- the Node and its Lease ----------------------------------------------------------------
 

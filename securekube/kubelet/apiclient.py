@@ -12,6 +12,7 @@ import base64
 import http.client
 import json
 import os
+import socket
 import ssl
 import tempfile
 import threading
@@ -114,12 +115,24 @@ class ApiClient:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._ctx, self._token = tls_context(credentials), credentials.token
+        self._watches: set[http.client.HTTPSConnection] = set()
 
     def use(self, credentials: Credentials) -> None:
         """Use new credentials for every request from now on (open watches keep theirs until they end)."""
         ctx = tls_context(credentials)
         with self._lock:
             self._ctx, self._token = ctx, credentials.token
+
+    def close_watches(self) -> None:
+        """Ends every open watch now (their generators return or raise), e.g. before the node stops."""
+        with self._lock:
+            open_watches = list(self._watches)
+        for connection in open_watches:
+            if connection.sock is not None:
+                try:
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed
 
     def _connection(self, timeout: float) -> tuple[http.client.HTTPSConnection, str]:
         with self._lock:
@@ -194,6 +207,8 @@ class ApiClient:
         """
         params = {**query, "watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true"}
         connection, token = self._connection(WATCH_READ_TIMEOUT_SECONDS)
+        with self._lock:
+            self._watches.add(connection)
         try:
             response = self._send(connection, token, "GET", f"{path}?{urlencode(params)}", None, "",
                                   "application/json")
@@ -213,6 +228,8 @@ class ApiClient:
                                          str(status.get("message") or ""))
                 yield event
         finally:
+            with self._lock:
+                self._watches.discard(connection)
             connection.close()
 
 

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from securekube.kubelet.apiclient import ApiClient, ApiClientError, ApiStatusError, Credentials, load_kubeconfig
-from securekube.pki import keys
+from securekube.pki import files, keys
 from securekube.pki.certs import extended_key_usages, is_signed_by
 from securekube.pki.csr import KUBELET_CLIENT_SIGNER, NODE_USER_PREFIX, NODES_GROUP, node_client_csr_pem
 from securekube.pki.errors import PkiError
@@ -132,11 +132,12 @@ def new_credentials(client: ApiClient, server: str, ca_pem: bytes, config: Boots
     check_issued(cert_pem, key, config.node_name, ca_pem)
     key_pem = keys.private_key_pem(key)
     try:
+        files.ensure_directory(config.kubeconfig.parent)
         write_kubeconfig(config.kubeconfig, cluster_name="securekube", server_url=server, ca_pem=ca_pem,
                          user_name=NODE_USER_PREFIX + config.node_name, client_cert_pem=cert_pem,
                          client_key_pem=key_pem)
     except PkiError as exc:
-        raise BootstrapError(f"cannot write {config.kubeconfig}: {exc}") from None
+        raise BootstrapError(str(exc)) from None
     return Credentials(server=server, ca_pem=ca_pem, client_cert_pem=cert_pem, client_key_pem=key_pem)
 
 

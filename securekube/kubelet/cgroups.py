@@ -74,6 +74,18 @@ class PodCgroups:
         for hierarchy in hierarchies:
             self._remove_tree(hierarchy / relative, time.monotonic() + timeout_seconds)
 
+    def remove_all(self, timeout_seconds: float = 5.0) -> None:
+        """Remove every pod cgroup left under the parent, then the parent (the node's runtime has stopped)."""
+        hierarchies = [self.root] if self.unified else [
+            entry for entry in self.root.iterdir() if entry.is_dir()]
+        deadline = time.monotonic() + timeout_seconds
+        for hierarchy in hierarchies:
+            parent = hierarchy / self.parent
+            if parent.is_dir():
+                for child in [entry for entry in parent.iterdir() if entry.is_dir()]:
+                    self._remove_tree(child, deadline)
+        self.remove_parent()
+
     def remove_parent(self) -> None:
         """Remove the (empty) parent of all pod cgroups, when the node goes away."""
         hierarchies = [self.root] if self.unified else [

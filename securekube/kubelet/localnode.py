@@ -7,6 +7,8 @@ own certificate). The node joins through the real TLS bootstrap and reports addr
 """
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -17,19 +19,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from securekube.kubelet.agent import AgentConfig, KubeletAgent
-from securekube.kubelet.apiclient import ApiClient, Credentials, load_kubeconfig
+from securekube.kubelet.apiclient import ApiClientError, load_kubeconfig
 from securekube.kubelet.apparmor import AppArmorHost
 from securekube.kubelet.bootstrap import usable
-from securekube.kubelet.cgroups import PodCgroups
+from securekube.kubelet.cgroups import CgroupError, PodCgroups
 from securekube.kubelet.containerd import CniNetwork, Containerd, ContainerdConfig
 from securekube.kubelet.cri.client import CriClient
 from securekube.kubelet.images import DEFAULT_BUSYBOX, import_archive, write_test_images
+from securekube.kubelet.pod_worker import LogUnavailable
 from securekube.kubelet.runtime import PodRuntime, RuntimeConfig
 from securekube.kubelet.security import NodeSecurity
 from securekube.kubelet.server import KubeletServer, KubeletServerConfig, sar_authorizer
 from securekube.pki import files
-from securekube.pki.kubeconfig import write_kubeconfig
 from securekube.pki.kubelet_certs import issue_kubelet_serving
 from securekube.pki.profiles import load_profiles
 
@@ -53,10 +57,15 @@ def missing_parts(busybox: Path = DEFAULT_BUSYBOX, cni_dir: Path = CniNetwork().
     return reasons
 
 
+def valid_node_name(name: str) -> bool:
+    """Whether `name` can name a node (a lower-case DNS subdomain)."""
+    return bool(_NODE_NAME.fullmatch(name))
+
+
 def default_node_name() -> str:
     """This machine's host name as a node name (a lower-case DNS subdomain), or "securekube-node"."""
     name = socket.gethostname().lower().rstrip(".")
-    return name if _NODE_NAME.fullmatch(name) else "securekube-node"
+    return name if valid_node_name(name) else "securekube-node"
 
 
 @dataclass(frozen=True)
@@ -121,30 +130,35 @@ class LocalNode:
 
     def needs_bootstrap(self) -> bool:
         """Whether the node has no usable client certificate yet (so it needs a bootstrap token)."""
-        import datetime as dt
-
         if not self.paths.kubeconfig.exists():
             return True
         try:
             return not usable(load_kubeconfig(self.paths.kubeconfig), self.config.node_name,
                               dt.datetime.now(dt.timezone.utc))
-        except Exception:  # an unreadable kubeconfig is replaced through the bootstrap
+        except ApiClientError:  # an unreadable kubeconfig is replaced through the bootstrap
             return True
 
     def write_bootstrap_kubeconfig(self, token: str, ca_pem: bytes) -> None:
         """The kubeconfig the kubelet joins with: the cluster CA and the bootstrap token (0600)."""
         files.ensure_directory(self.paths.kubelet)
-        document = (
-            "apiVersion: v1\nkind: Config\n"
-            f"clusters:\n- name: securekube\n  cluster:\n    server: {self.config.server_url}\n"
-            f"    certificate-authority-data: {_b64(ca_pem)}\n"
-            f"users:\n- name: kubelet-bootstrap\n  user:\n    token: {token}\n"
-            "contexts:\n- name: kubelet-bootstrap@securekube\n  context:\n    cluster: securekube\n"
-            "    user: kubelet-bootstrap\ncurrent-context: kubelet-bootstrap@securekube\n")
-        files.replace(self.paths.bootstrap_kubeconfig, document.encode(), files.PRIVATE_MODE)
+        document = {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "securekube", "cluster": {
+                "server": self.config.server_url,
+                "certificate-authority-data": base64.b64encode(ca_pem).decode("ascii")}}],
+            "users": [{"name": "kubelet-bootstrap", "user": {"token": token}}],
+            "contexts": [{"name": "kubelet-bootstrap@securekube",
+                          "context": {"cluster": "securekube", "user": "kubelet-bootstrap"}}],
+            "current-context": "kubelet-bootstrap@securekube",
+        }
+        files.replace(self.paths.bootstrap_kubeconfig, yaml.safe_dump(document, sort_keys=False).encode(),
+                      files.PRIVATE_MODE)
 
     def start(self) -> None:
         config = self.config
+        # Pod logs, seccomp profiles and the kubelet's credentials live here: root only.
+        files.ensure_directory(config.base_dir)
+        os.chmod(config.base_dir, 0o700)
         self._containerd.start()
         self._report(f"node: containerd running in {self._containerd.paths.base} "
                      f"(snapshotter {self._containerd.snapshotter})")
@@ -186,27 +200,23 @@ class LocalNode:
 
     def _logs(self, namespace: str, pod: str, container: str, tail: int | None, previous: bool) -> str:
         if self.agent is None:
-            from securekube.kubelet.pod_worker import LogUnavailable
             raise LogUnavailable(503, "the node has not joined yet")
         return self.agent.container_logs(namespace, pod, container, tail, previous)
 
-    def stop(self) -> None:
-        """Stops the kubelet, its API, and containerd (which stops and removes every pod first)."""
+    def stop_agent(self) -> None:
+        """Stops the kubelet agent (its watches and pod workers); the pods keep running."""
         if self.agent is not None:
             self.agent.stop()
+
+    def stop(self) -> None:
+        """Stops the kubelet, its API, and containerd (which stops and removes every pod first)."""
+        self.stop_agent()
         if self._server is not None:
             self._server.stop()
         if self._cri is not None:
             self._cri.close()
         self._containerd.stop()
-        self._cgroups.remove_parent()
-
-
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode("ascii")
-
-
-__all__ = ["ApiClient", "Credentials", "LocalNode", "LocalNodeConfig", "NodePaths", "default_node_name",
-           "missing_parts", "write_kubeconfig"]
+        try:
+            self._cgroups.remove_all()
+        except CgroupError as exc:  # a leftover empty cgroup harms nothing; say so and go on
+            log.warning("node: %s", exc)

@@ -260,6 +260,17 @@ class EmbeddedOpaEngine:
         with self._write_lock:
             self._replace(modules=items, data_json=self._snapshot.data_json)
 
+    def check(self, modules: Mapping[str, str]) -> None:
+        """Parse and compile `modules` with the current data as `load` would, without loading them.
+
+        For refusing an invalid policy before it is stored; raises PolicyCompileError.
+        """
+        items = tuple(modules.items())
+        for name, source in items:
+            if not isinstance(name, str) or not isinstance(source, str):
+                raise TypeError("modules must map module names (str) to Rego source text (str)")
+        self._validate(_Snapshot(generation=-1, modules=items, data_json=self._snapshot.data_json))
+
     def set_data(self, data: Mapping[str, Any]) -> None:
         if not isinstance(data, Mapping):
             raise TypeError("the data document must be a mapping")

@@ -28,6 +28,11 @@ MAX_CONFLICT_RETRIES = 16
 GENERATE_NAME_ATTEMPTS = 8
 
 
+# Admission for one write: (object to write or None for a delete, stored object or None) -> the
+# object to write (possibly changed); raises an ApiError to refuse.
+Admit = Callable[["dict | None", "dict | None"], "dict | None"]
+
+
 class ValueTransformer(Protocol):
     """The encryption-at-rest transformer for one resource (see storage/transform)."""
 
@@ -186,8 +191,11 @@ class Store:
                 and fields_match(opts.field_selector, obj, self.strategy.field_selectors))
 
     # -- writes -----------------------------------------------------------------------------
-    def create(self, namespace: str, obj: dict, *, dry_run: bool = False, requester: Any = None) -> dict:
-        """`requester` (the authenticated `UserInfo`) is recorded by kinds that keep it (see Strategy)."""
+    def create(self, namespace: str, obj: dict, *, dry_run: bool = False, requester: Any = None,
+               admit: Admit | None = None) -> dict:
+        """Creates the object. `requester` (the authenticated `UserInfo`) is recorded by kinds that keep it
+        (see Strategy). `admit(new, None)` (admission) sees it after defaulting and validation and returns
+        the object to store, possibly changed (then validated again), or raises to refuse."""
         obj = self._stamp_kind(dict(obj))
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -214,6 +222,8 @@ class Store:
                     self.strategy.record_requester(obj, requester)
                 self._default(obj)
                 self._validate(obj, None)
+                obj = self._admitted(admit, obj, None)
+                meta = obj["metadata"]
             key = self._key(namespace, meta["name"])
             if dry_run:
                 if self.storage.get(key) is None:  # a dry run answers what the real create would
@@ -228,25 +238,18 @@ class Store:
         raise errors.already_exists(self.type.plural, meta["name"], self.type.group)
 
     def update(self, namespace: str, name: str, obj: dict, *, subresource: str = "", dry_run: bool = False,
-               check: Callable[[dict], None] = lambda current: None) -> dict:
-        """A PUT: the body replaces the object; its resourceVersion, if set, must be current.
-
-        `check(current)` runs against the stored object before the write and may refuse it.
-        """
+               admit: Admit | None = None) -> dict:
+        """A PUT: the body replaces the object; its resourceVersion, if set, must be current."""
         if not isinstance(obj.get("metadata"), dict):
             raise errors.bad_request("the object has no metadata")
         if obj["metadata"].get("name") != name:
             raise errors.bad_request(f"the name of the object ({obj['metadata'].get('name')}) does not match the name on the URL ({name})")
         wanted_rv = obj["metadata"].get("resourceVersion") or ""
-        def replace(current: dict) -> dict:
-            check(current)
-            return obj
-
-        return self.guaranteed_update(namespace, name, replace, subresource=subresource,
-                                      dry_run=dry_run, expected_rv=wanted_rv)
+        return self.guaranteed_update(namespace, name, lambda _current: obj, subresource=subresource,
+                                      dry_run=dry_run, expected_rv=wanted_rv, admit=admit)
 
     def guaranteed_update(self, namespace: str, name: str, mutate: Callable[[dict], dict], *, subresource: str = "",
-                          dry_run: bool = False, expected_rv: str = "") -> dict:
+                          dry_run: bool = False, expected_rv: str = "", admit: Admit | None = None) -> dict:
         """Reads, applies `mutate`, validates and compare-and-swaps; retries on a race unless `expected_rv` pins it."""
         key = self._key(namespace, name)
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -257,6 +260,7 @@ class Store:
             if expected_rv and expected_rv != str(kv.mod_revision):
                 raise errors.conflict(self.type.plural, name, errors.STALE_OBJECT, self.type.group)
             new = self._prepare_update(mutate(json.loads(json.dumps(old))), old, subresource)
+            new = self._admitted(admit, new, old)
             if new == old:
                 return old  # a no-op write does not bump resourceVersion, as upstream
             if dry_run:
@@ -310,6 +314,15 @@ class Store:
         self._validate(new, old, subresource)
         return new
 
+    def _admitted(self, admit: Admit | None, new: dict, old: dict | None) -> dict:
+        if admit is None:
+            return new
+        admitted = admit(new, old)
+        if admitted is not None and admitted != new:
+            self._validate(admitted, old)  # a mutation must leave a valid object
+            return admitted
+        return new
+
     def _finalized(self, obj: dict) -> bool:
         """True when an object being deleted has no finalizer left and no grace period to wait out: it goes now."""
         meta = obj["metadata"]
@@ -327,7 +340,8 @@ class Store:
         return obj
 
     def delete(self, namespace: str, name: str, *, uid: str = "", resource_version: str = "",
-               grace_period: int | None = None, dry_run: bool = False) -> tuple[dict, bool]:
+               grace_period: int | None = None, dry_run: bool = False,
+               admit: Admit | None = None) -> tuple[dict, bool]:
         """Deletes now, or marks the object for deletion while finalizers remain. Returns (object, gone)."""
         key = self._key(namespace, name)
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -340,6 +354,8 @@ class Store:
                 raise errors.conflict(self.type.plural, name, f"Precondition failed: UID in precondition: {uid}, UID in object meta: {meta.get('uid')}", self.type.group)
             if resource_version and resource_version != str(kv.mod_revision):
                 raise errors.conflict(self.type.plural, name, f"Precondition failed: ResourceVersion in precondition: {resource_version}, ResourceVersion in object meta: {kv.mod_revision}", self.type.group)
+            if admit is not None:
+                admit(None, obj)
             graceful = self.strategy.graceful(obj) and grace_period != 0
             if not self.strategy.pending_finalizers(obj) and not graceful:
                 if dry_run:

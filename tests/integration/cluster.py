@@ -36,6 +36,8 @@ class Cluster:
     process: subprocess.Popen | None = None
     log_path: Path | None = None
     log_offset: int = 0  # where the current run's output starts in the log file
+    # Extra `securekube up` arguments; by default no node, so API tests do not depend on containerd.
+    args: tuple[str, ...] = ("--no-node",)
 
     @property
     def url(self) -> str:
@@ -55,7 +57,7 @@ class Cluster:
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "securekube.cli.main", "up", "--data-dir", str(self.data_dir),
-                 "--port", str(self.port)],
+                 "--port", str(self.port), *self.args],
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -103,3 +105,26 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
+
+
+RESTRICTED_IMAGE = "localhost/securekube/busybox:test"
+
+
+def restricted_pod_yaml(name: str, namespace: str, *, node_name: str = "", volumes: str = "",
+                        labels: str = "{app: web}", image: str = RESTRICTED_IMAGE) -> str:
+    """A pod the lab's admission accepts: Pod Security restricted, a local image, resource limits."""
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {namespace}, labels: {labels}}}
+spec:
+  {f"nodeName: {node_name}" if node_name else ""}
+  securityContext: {{runAsNonRoot: true, runAsUser: 65534, seccompProfile: {{type: RuntimeDefault}}}}
+  containers:
+  - name: app
+    image: {image}
+    command: ["sleep", "3600"]
+    resources: {{limits: {{cpu: 100m, memory: 64Mi}}}}
+    securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
+  {volumes}
+"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.certs import issue_client, load_ca
+from tests.integration.cluster import restricted_pod_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -126,9 +127,8 @@ def test_node_identity_reaches_only_its_own_pods_secrets(cluster, tmp_path):
         cluster.kubectl("-n", "nodes", "create", "secret", "generic", name, f"--from-literal=k={name}")
     pods = ""
     for pod, node, secret in (("p-mine", "node-a", "mine"), ("p-theirs", "node-b", "theirs")):
-        pods += (f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: nodes}}\n"
-                 f"spec:\n  nodeName: {node}\n  containers: [{{name: c, image: busybox}}]\n"
-                 f"  volumes: [{{name: s, secret: {{secretName: {secret}}}}}]\n")
+        pods += "---" + restricted_pod_yaml(pod, "nodes", node_name=node,
+                                           volumes=f"volumes: [{{name: s, secret: {{secretName: {secret}}}}}]")
     cluster.kubectl("apply", "-f", "-", input=pods)
     with _user(cluster, tmp_path, "system:node:node-a", ("system:nodes",)) as node:
         assert node.get("/api/v1/namespaces/nodes/secrets/mine").status_code == 200

@@ -7,18 +7,11 @@ import time
 
 import pytest
 
+from tests.integration.cluster import RESTRICTED_IMAGE, restricted_pod_yaml
+
 pytestmark = pytest.mark.integration
 
-POD = """
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: team-a, labels: {app: web}}
-spec:
-  containers:
-  - name: app
-    image: busybox:1.36
-    command: ["sleep", "3600"]
-"""
+POD = restricted_pod_yaml("web", "team-a")
 CONFIGMAP = """
 apiVersion: v1
 kind: ConfigMap
@@ -74,9 +67,9 @@ def test_apply_get_label_patch_delete(cluster):
     assert get_json(cluster, "-n", "team-a", "configmap", "settings")["data"] == {"extra": "1"}
     # Strategic merge patch merges containers by name instead of replacing the list.
     cluster.kubectl("patch", "-n", "team-a", "pod", "web", "-p",
-                    '{"spec":{"containers":[{"name":"app","image":"busybox:1.37"}]}}')
+                    '{"spec":{"containers":[{"name":"app","image":"localhost/securekube/busybox:nonroot"}]}}')
     pod = get_json(cluster, "-n", "team-a", "pod", "web")
-    assert pod["spec"]["containers"][0]["image"] == "busybox:1.37"
+    assert pod["spec"]["containers"][0]["image"] == "localhost/securekube/busybox:nonroot"
     assert pod["spec"]["containers"][0]["command"] == ["sleep", "3600"]
 
     secret = get_json(cluster, "-n", "team-a", "secret", "db")
@@ -141,3 +134,22 @@ def test_kubectl_create_generators_send_protobuf_and_succeed(cluster):
     assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
     binding = get_json(cluster, "-n", "generated", "rolebinding", "read-pods")
     assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]
+
+
+def test_admission_denies_with_the_policy_message_and_stores_nothing(cluster):
+    make_namespace(cluster, "adm")
+    latest = restricted_pod_yaml("latest", "adm", image="localhost/securekube/busybox:latest")
+    denied = cluster.kubectl("apply", "-f", "-", input=latest, check=False)
+    assert denied.returncode != 0 and "no-latest-tag" in denied.stderr
+    unconfined = restricted_pod_yaml("plain", "adm").replace(
+        "runAsNonRoot: true, runAsUser: 65534, seccompProfile: {type: RuntimeDefault}", "runAsUser: 0")
+    denied = cluster.kubectl("apply", "-f", "-", input=unconfined, check=False)
+    assert 'violates PodSecurity "restricted:latest"' in denied.stderr
+    assert cluster.kubectl("get", "pods", "-n", "adm", "-o", "name").stdout.strip() == ""
+    # A namespace labelled baseline admits a pod that restricted would refuse, with a warning.
+    cluster.kubectl("label", "namespace", "adm", "pod-security.kubernetes.io/enforce=baseline",
+                    "pod-security.kubernetes.io/warn=restricted")
+    no_seccomp = restricted_pod_yaml("baseline", "adm").replace(", seccompProfile: {type: RuntimeDefault}", "")
+    admitted = cluster.kubectl("apply", "-f", "-", input=no_seccomp)
+    assert 'would violate PodSecurity "restricted:latest"' in admitted.stderr
+    assert cluster.kubectl("get", "pods", "-n", "adm", "-o", "name").stdout.strip() == "pod/baseline"

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from securekube.authn.serviceaccount import key_id
+from tests.integration.cluster import restricted_pod_yaml
 
 pytestmark = pytest.mark.integration
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -80,8 +81,7 @@ def test_expiration_below_ten_minutes_is_422(robot):
 
 
 def test_token_bound_to_a_pod_dies_with_the_pod(robot):
-    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: holder, namespace: tok}\nspec: {containers: [{name: c, image: busybox}]}\n"
-    robot.kubectl("apply", "-f", "-", input=pod)
+    robot.kubectl("apply", "-f", "-", input=restricted_pod_yaml("holder", "tok"))
     token = robot.kubectl("-n", "tok", "create", "token", "robot", "--bound-object-kind=Pod",
                           "--bound-object-name=holder").stdout.strip()
     with bearer(robot, token) as client:

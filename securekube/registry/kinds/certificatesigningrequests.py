@@ -199,9 +199,11 @@ def _stamp_condition_times(new: dict, old: dict | None) -> None:
     previous = {c.get("type"): c for c in conditions(old)} if old else {}
     now = _now_text()
     for condition in conditions(new):
-        condition.setdefault("lastUpdateTime", now)
+        # Clients (kubectl) send unset times as null.
+        if not condition.get("lastUpdateTime"):
+            condition["lastUpdateTime"] = now
         before = previous.get(condition.get("type"))
-        if "lastTransitionTime" in condition:
+        if condition.get("lastTransitionTime"):
             continue
         if before is not None and before.get("status") == condition.get("status") and before.get("lastTransitionTime"):
             condition["lastTransitionTime"] = before["lastTransitionTime"]

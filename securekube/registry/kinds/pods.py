@@ -46,9 +46,28 @@ def _ready(obj: dict, now) -> str:
 
 
 def _phase(obj: dict, now) -> str:
+    """The STATUS column as upstream's printer derives it: a container's waiting or terminated reason wins."""
     if (obj.get("metadata") or {}).get("deletionTimestamp"):
         return "Terminating"
-    return _status(obj).get("reason") or _status(obj).get("phase", "")
+    reason = _status(obj).get("reason") or _status(obj).get("phase", "")
+    running = False
+    for container in reversed(_status(obj).get("containerStatuses") or []):
+        if not isinstance(container, dict):
+            continue
+        state = container.get("state") or {}
+        waiting, terminated = state.get("waiting") or {}, state.get("terminated") or {}
+        if waiting.get("reason"):
+            reason = waiting["reason"]
+        elif terminated.get("reason"):
+            reason = terminated["reason"]
+        elif terminated:
+            signal = terminated.get("signal")
+            reason = f"Signal:{signal}" if signal else f"ExitCode:{terminated.get('exitCode', 0)}"
+        elif container.get("ready") and state.get("running") is not None:
+            running = True
+    if reason == "Completed" and running:
+        reason = "Running"
+    return reason
 
 
 def _restarts(obj: dict, now) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from securekube.admission.interfaces import CONNECT, UPDATE
-from securekube.admission.judge import Judge
+from securekube.admission.judge import Judge, Judgement
 from securekube.admission.opa import RegoAdmission, RegoAdmissionConfig
 from securekube.admission.podsecurity import LevelVersion, PodSecurityAdmission
 from securekube.admission.replay import ReplayProblem, ReplayReport, read_audit_lines, replay, request_from_event
@@ -130,3 +130,14 @@ def test_pod_security_can_judge_every_namespace_at_one_level(engine: EmbeddedOpa
     # image differs from the object the log last recorded, so they are judged too.
     assert set(denied) == {2, 8, 9, 12, 13}
     assert denied[2].startswith('violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false')
+
+
+def test_a_request_that_breaks_the_judge_is_reported_and_the_replay_goes_on() -> None:
+    def judge(request: object) -> Judgement:
+        raise KeyError("boom")
+
+    report = ReplayReport()
+    replay(read_audit_lines([LOG], report.problems), judge, report)
+    assert report.replayed == 8
+    assert {r.judgement.outcome for r in report.results} == {"error"}
+    assert report.results[0].judgement.findings[0].message == "could not be judged (KeyError)"

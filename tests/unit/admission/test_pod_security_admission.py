@@ -132,8 +132,8 @@ def test_an_added_ephemeral_container_is_checked() -> None:
     old = hardened()
     new = {**old, "spec": {**old["spec"], "ephemeralContainers": [{"name": "debugger", "image": "busybox:1"}]}}
     with pytest.raises(AdmissionError) as denied:
-        PodSecurityAdmission().validate(pod_request(new, operation="UPDATE", old=old, sub_resource="ephemeralcontainers",
-                                                    namespace_labels=RESTRICTED))
+        PodSecurityAdmission().validate(pod_request(new, operation="UPDATE", old=old,
+                                                    sub_resource="ephemeralcontainers", namespace_labels=RESTRICTED))
     assert 'container "debugger" must set securityContext.allowPrivilegeEscalation=false' in denied.value.message
 
 

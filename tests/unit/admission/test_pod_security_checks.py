@@ -33,7 +33,8 @@ BASELINE_CASES = [
                      {"name": "b", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]},
      ("non-default capabilities",
       'containers "a", "b" must not include "NET_ADMIN", "SYS_ADMIN" in securityContext.capabilities.add')),
-    ({"containers": [{"name": "a"}], "volumes": [{"name": "x", "hostPath": {"path": "/"}}, {"name": "y", "emptyDir": {}}]},
+    ({"containers": [{"name": "a"}],
+      "volumes": [{"name": "x", "hostPath": {"path": "/"}}, {"name": "y", "emptyDir": {}}]},
      ("hostPath volumes", 'volume "x"')),
     ({"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080}, {"hostPort": 80}]},
                      {"name": "b", "ports": [{"hostPort": 9000}]}]},
@@ -70,7 +71,8 @@ def test_a_minimal_pod_passes_baseline_and_fails_restricted_on_four_checks() -> 
     spec = {"containers": [{"name": "nginx", "image": "nginx"}]}
     assert failures("baseline", spec) == []
     assert failures("restricted", spec) == [
-        ("allowPrivilegeEscalation != false", 'container "nginx" must set securityContext.allowPrivilegeEscalation=false'),
+        ("allowPrivilegeEscalation != false",
+         'container "nginx" must set securityContext.allowPrivilegeEscalation=false'),
         ("unrestricted capabilities", 'container "nginx" must set securityContext.capabilities.drop=["ALL"]'),
         ("runAsNonRoot != true", 'pod or container "nginx" must set securityContext.runAsNonRoot=true'),
         ("seccompProfile", 'pod or container "nginx" must set securityContext.seccompProfile.type to '
@@ -86,7 +88,8 @@ def test_restricted_capabilities_name_missing_drops_and_extra_adds() -> None:
     containers = [
         {"name": "a", "securityContext": {"capabilities": {"add": ["FOO", "BAR"]}}},
         {"name": "b", "securityContext": {"capabilities": {"add": ["BAR", "BAZ"]}}},
-        {"name": "c", "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE", "CHOWN"], "drop": ["ALL", "FOO"]}}},
+        {"name": "c", "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE", "CHOWN"],
+                                                           "drop": ["ALL", "FOO"]}}},
     ]
     found = dict(failures("restricted", {"containers": containers}))
     assert found["unrestricted capabilities"] == (

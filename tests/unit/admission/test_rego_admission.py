@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from securekube.admission.chain import AdmissionChain
+from securekube.admission.chain import AdmissionChain, standard_chain
 from securekube.admission.gatekeeper import GatekeeperError
 from securekube.admission.interfaces import AdmissionError
+from securekube.admission.noderestriction import NodeRestriction
 from securekube.admission.opa import ANNOTATION_PREFIX, RegoAdmission, RegoAdmissionConfig
+from securekube.admission.podsecurity import PodSecurityAdmission
 from securekube.policy.embedded import EmbeddedOpaEngine
 from securekube.policy.interfaces import PolicyCompileError
 from securekube.policy.loader import Policy, read_policies
@@ -131,7 +133,8 @@ def test_a_bad_patch_denies(engine: EmbeddedOpaEngine, tmp_path: Path, operation
 
 
 def test_an_evaluation_error_denies_without_quoting_the_input(engine: EmbeddedOpaEngine, tmp_path: Path) -> None:
-    source = 'package securekube.admission.regex_check\n\ndeny contains "bad" if {\n\tregex.match(input.request.object.data.pattern, "x")\n}\n'
+    source = ('package securekube.admission.regex_check\n\ndeny contains "bad" if {\n'
+              '\tregex.match(input.request.object.data.pattern, "x")\n}\n')
     admission = RegoAdmission(engine, RegoAdmissionConfig(eval_timeout=5))
     admission.set_policies(policies(engine, tmp_path, regex_check=source))
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "team-a"},
@@ -161,8 +164,8 @@ def test_an_undefined_deny_denies(engine: EmbeddedOpaEngine, tmp_path: Path) -> 
         admission.validating.validate(pod_request(pod()))
 
 
-def test_invalid_rego_is_refused_with_file_line_column_and_nothing_changes(rego: RegoAdmission, engine: EmbeddedOpaEngine,
-                                                                         tmp_path: Path) -> None:
+def test_invalid_rego_is_refused_with_file_line_column_and_nothing_changes(
+        rego: RegoAdmission, engine: EmbeddedOpaEngine, tmp_path: Path) -> None:
     broken_root = tmp_path / "broken"
     bad = "package securekube.admission.typo\n\ndeny contains msg if {\n\tmsg := countt(input)\n}\n"
     broken = policies(engine, broken_root, typo=bad)
@@ -172,8 +175,9 @@ def test_invalid_rego_is_refused_with_file_line_column_and_nothing_changes(rego:
     assert rego.policies == before
     with pytest.raises(AdmissionError, match="no-latest"):
         rego.validating.validate(pod_request(latest_pod()))
+    broken_rego = "package k8srequiredlabels\n\nviolation contains x if {\n\tx := [1,\n}\n"
     template = {**TEMPLATE, "spec": {**TEMPLATE["spec"], "targets": [{"target": "admission.k8s.gatekeeper.sh",
-                                                                       "rego": "package k8srequiredlabels\n\nviolation contains x if {\n\tx := [1,\n}\n"}]}}
+                                                                       "rego": broken_rego}]}}
     with pytest.raises(PolicyCompileError) as refused:
         rego.set_templates([template])
     assert re.search(r"ConstraintTemplate/k8srequiredlabels/spec\.targets\[0\]\.rego:5:1: rego_parse_error",
@@ -266,7 +270,8 @@ def test_match_selects_by_namespace_and_namespace_labels(gatekeeper: RegoAdmissi
 
 def test_templates_cannot_be_removed_under_their_constraints(gatekeeper: RegoAdmission) -> None:
     gatekeeper.set_constraints([constraint("must-have-owner")])
-    with pytest.raises(GatekeeperError, match="constraints would lose their template: K8sRequiredLabels/must-have-owner"):
+    with pytest.raises(GatekeeperError,
+                       match="constraints would lose their template: K8sRequiredLabels/must-have-owner"):
         gatekeeper.set_templates([])
     assert [t.kind for t in gatekeeper.templates] == ["K8sRequiredLabels"]
     gatekeeper.replace(templates=[], constraints=[])
@@ -347,3 +352,26 @@ def test_an_engine_shared_by_two_stages_fails_closed(engine: EmbeddedOpaEngine, 
     second.set_templates([TEMPLATE])  # replaces the engine's modules behind the first stage's back
     with pytest.raises(AdmissionError, match="the policy engine holds other policies"):
         first.validating.validate(pod_request(pod()))
+
+
+def test_check_refuses_what_replace_would_without_installing(gatekeeper: RegoAdmission) -> None:
+    type_error = {**TEMPLATE, "spec": {**TEMPLATE["spec"], "targets": [{
+        "target": "admission.k8s.gatekeeper.sh",
+        "rego": 'package k8srequiredlabels\n\nviolation contains {"msg": countt(input)} if true\n'}]}}
+    with pytest.raises(PolicyCompileError, match=r"spec\.targets\[0\]\.rego:3: rego_type_error: undefined function "
+                                                 r"countt"):
+        gatekeeper.check(templates=[type_error])
+    gatekeeper.check(constraints=[constraint("must-have-owner")])
+    assert gatekeeper.constraints == ()  # checked, not installed
+    with pytest.raises(GatekeeperError, match="no ConstraintTemplate defines kind 'K8sOther'"):
+        gatekeeper.check(constraints=[{**constraint("x"), "kind": "K8sOther"}])
+
+
+def test_the_standard_chain_patches_before_pod_security_and_policies_judge(rego: RegoAdmission) -> None:
+    chain = standard_chain(rego=rego, pod_security=PodSecurityAdmission(), node_restriction=NodeRestriction())
+    assert chain.stage_names == ("OPAMutation", "NodeRestriction", "PodSecurity", "OPAValidation")
+    result = chain.admit(pod_request(pod(), namespace_labels={"pod-security.kubernetes.io/warn": "baseline"}))
+    assert result.object["metadata"]["labels"] == {"team": "platform"}
+    assert result.audit_annotations["pod-security.kubernetes.io/enforce-policy"] == "privileged:latest"
+    with pytest.raises(AdmissionError, match="no-latest: container \"web\" uses :latest"):
+        chain.admit(pod_request(latest_pod()))

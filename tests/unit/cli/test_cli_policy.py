@@ -61,7 +61,8 @@ def test_test_fails_with_the_reason(capsys: pytest.CaptureFixture[str], tmp_path
 def test_broken_rego_is_one_line_with_its_location(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()
-    (folder / "policy.rego").write_text("package securekube.admission.broken\n\ndeny contains msg if {\n\tmsg := 1 2\n}\n")
+    (folder / "policy.rego").write_text(
+        "package securekube.admission.broken\n\ndeny contains msg if {\n\tmsg := 1 2\n}\n")
     code, _, err = run(capsys, "test", str(tmp_path))
     assert code == 1
     assert err.startswith("securekube: error: ")

@@ -33,12 +33,14 @@ TESTS = """package securekube.admission.no_privileged_test
 import data.securekube.admission.no_privileged
 
 test_privileged_is_denied if {
-	review := {"request": {"operation": "CREATE", "object": {"spec": {"containers": [{"name": "c", "securityContext": {"privileged": true}}]}}}}
+	container := {"name": "c", "securityContext": {"privileged": true}}
+	review := {"request": {"operation": "CREATE", "object": {"spec": {"containers": [container]}}}}
 	no_privileged.deny == {`container "c" is privileged`} with input as review
 }
 """
 
-POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: team-a, labels: {a: b}}\nspec:\n  containers: [{name: c, image: x}]\n"
+POD = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: team-a, labels: {a: b}}\n"
+       "spec:\n  containers: [{name: c, image: x}]\n")
 PRIVILEGED = POD.replace("image: x}", "image: x, securityContext: {privileged: true}}")
 EXEC = """apiVersion: admission.k8s.io/v1
 kind: AdmissionReview

@@ -206,3 +206,10 @@ def test_lease_validation(make_store: MakeStore) -> None:
     assert found["spec.leaseTransitions"] == "Invalid value: -1: must be greater than or equal to 0"
     assert found["spec.renewTime"].startswith('Invalid value: "yesterday": must be an RFC 3339 time')
     assert found["spec.preferredHolder"] == "Forbidden: may only be specified if `strategy` is defined"
+
+
+def test_null_condition_times_from_kubectl_are_filled_in(csrs: Store) -> None:
+    csrs.create("", csr_body(), requester=BOOTSTRAP)
+    approved = _approve(csrs, {**APPROVED, "lastTransitionTime": None, "lastUpdateTime": None})
+    condition = approved["status"]["conditions"][0]
+    assert condition["lastTransitionTime"] and condition["lastUpdateTime"]

@@ -62,3 +62,23 @@ def test_the_main_resource_cannot_bind(pods: Store) -> None:
     with pytest.raises(ApiError) as raised:
         pods.guaranteed_update("default", "web", lambda p: {**p, "spec": {**p["spec"], "nodeName": "node-a"}})
     assert raised.value.code == 422
+
+
+def _status_column(pods: Store, status: dict) -> str:
+    pod = {**pods.get("default", "web"), "status": status}
+    column = next(c for c in pods.strategy.columns if c.name == "Status")
+    return column.render(pod, None)
+
+
+def test_the_status_column_shows_container_reasons_as_upstream(pods: Store) -> None:
+    waiting = {"phase": "Pending", "containerStatuses": [
+        {"name": "c", "ready": False, "state": {"waiting": {"reason": "CreateContainerConfigError"}}}]}
+    assert _status_column(pods, waiting) == "CreateContainerConfigError"
+    done = {"phase": "Succeeded", "containerStatuses": [
+        {"name": "c", "ready": False, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}
+    assert _status_column(pods, done) == "Completed"
+    rejected = {"phase": "Failed", "reason": "AppArmor", "message": "Pod was rejected: ..."}
+    assert _status_column(pods, rejected) == "AppArmor"
+    running = {"phase": "Running", "containerStatuses": [
+        {"name": "c", "ready": True, "state": {"running": {"startedAt": "2024-05-01T12:00:00Z"}}}]}
+    assert _status_column(pods, running) == "Running"

@@ -1,0 +1,1 @@
+"""Admission: the checks between authorization and storage (chain, Pod Security, NodeRestriction, Rego)."""
