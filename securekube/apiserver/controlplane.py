@@ -49,7 +49,7 @@ from securekube.policy.embedded import EmbeddedOpaEngine
 from securekube.policy.loader import read_policies
 from securekube.admission.chain import standard_chain
 from securekube.admission.noderestriction import NodeRestriction, NodeRestrictionLookups
-from securekube.admission.opa import RegoAdmission
+from securekube.admission.opa import RegoAdmission, RegoAdmissionConfig
 from securekube.admission.podsecurity import LevelVersion, NamespacePolicy, PodSecurityAdmission, PodSecurityConfig
 from securekube.apiserver.admission_hook import Admission
 from securekube.registry.informer import Informer
@@ -67,7 +67,9 @@ RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 RELOAD_CHECK_SECONDS = 2.0
 CACHE_CATCH_UP_SECONDS = 5.0
 COMPACTION_INTERVAL_SECONDS = 300.0
-AUTHZ_POLICY_TIMEOUT_SECONDS = 1.0
+# Policy decisions (authorization and admission) fail closed past this; the limit includes waiting
+# for a free engine, so it must absorb queueing on a busy 2-core machine.
+POLICY_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,15 +112,13 @@ class ControlPlane:
         shipped = read_policies(config.policies_dir, self.policy_engine)
         policies = [p for p in shipped if p.is_authorization]
         self.policy_engine.load({p.module.module_name: p.module.source for p in policies})
-        # The limit covers waiting for a free engine too: 1 s keeps a busy 2-core server from
-        # refusing admins by queueing alone, while a runaway policy still denies.
-        opa = OPAAuthorizer(self.policy_engine, policies, OPAAuthorizerConfig(eval_timeout=AUTHZ_POLICY_TIMEOUT_SECONDS))
+        opa = OPAAuthorizer(self.policy_engine, policies, OPAAuthorizerConfig(eval_timeout=POLICY_TIMEOUT_SECONDS))
         opa.verify()  # every policy loaded and answering, or no start
         # Node → OPA → system:masters → RBAC: the first ALLOW or DENY decides and all abstaining is a
         # deny. OPA only denies, and comes before system:masters so its rules bind everyone.
         authorizer = UnionAuthorizer(self.nodes, opa, PrivilegedGroupAuthorizer(), self.rbac)
         reviews = Reviews(authorizer, self.tokens, rules_for=self._rules_review)
-        rego = RegoAdmission(self.admission_engine)
+        rego = RegoAdmission(self.admission_engine, RegoAdmissionConfig(eval_timeout=POLICY_TIMEOUT_SECONDS))
         rego.set_policies([p for p in shipped if p.is_admission])
         rego.verify()
         pods, nodes = self.registry.store_for_kind("", "Pod"), self.registry.store_for_kind("", "Node")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ class KubeletAgent:
                 raise
             self.client.create(LEASES, lease)
 
-    def _every(self, seconds: float, action: Any, what: str) -> None:
+    def _every(self, seconds: float, action: Callable[[], None], what: str) -> None:
         while not self._stopping.wait(seconds):
             try:
                 action()

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,7 @@ class LocalNode:
         self.paths = NodePaths(config.base_dir)
         self._report = report
         network, cgroup_parent = _network_for(config.base_dir)
+        self._network = network
         self._containerd = Containerd(ContainerdConfig(base_dir=config.base_dir / "containerd", network=network))
         self._cgroups = PodCgroups(parent=cgroup_parent)
         self._cri: CriClient | None = None
@@ -216,6 +218,9 @@ class LocalNode:
         if self._cri is not None:
             self._cri.close()
         self._containerd.stop()
+        # No pod is left on the bridge; CNI creates it again for the next run's first pod.
+        if Path("/sys/class/net", self._network.bridge).exists():
+            subprocess.run(["ip", "link", "delete", self._network.bridge], capture_output=True, timeout=10, check=False)
         try:
             self._cgroups.remove_all()
         except CgroupError as exc:  # a leftover empty cgroup harms nothing; say so and go on

@@ -17,7 +17,8 @@ from securekube.registry.registry import Registry
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 
 
-def _pem(subject: list[tuple[x509.ObjectIdentifier, str]], key=None, sans: list[x509.GeneralName] | None = None) -> bytes:
+def _pem(subject: list[tuple[x509.ObjectIdentifier, str]], key=None,
+         sans: list[x509.GeneralName] | None = None) -> bytes:
     key = key or ec.generate_private_key(ec.SECP256R1())
     builder = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(oid, value) for oid, value in subject]))
