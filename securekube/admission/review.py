@@ -19,16 +19,7 @@ __all__ = ["admission_review", "gatekeeper_review", "request_document", "request
 
 def user_document(user: UserInfo) -> dict[str, Any]:
     """authentication.k8s.io/v1 UserInfo JSON (empty fields left out)."""
-    document: dict[str, Any] = {}
-    if user.username:
-        document["username"] = user.username
-    if user.uid:
-        document["uid"] = user.uid
-    if user.groups:
-        document["groups"] = list(user.groups)
-    if user.extra:
-        document["extra"] = {key: list(values) for key, values in user.extra.items()}
-    return document
+    return user.to_dict()
 
 
 def request_document(request: AdmissionRequest) -> dict[str, Any]:

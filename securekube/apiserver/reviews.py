@@ -26,15 +26,6 @@ class TokenAuthentication(Protocol):
     def token_audiences(self, token: str, requested: tuple[str, ...]) -> list[str]: ...
 
 
-def user_info_dict(user: UserInfo) -> dict[str, Any]:
-    body: dict[str, Any] = {"username": user.username, "groups": list(user.groups)}
-    if user.uid:
-        body["uid"] = user.uid
-    if user.extra:
-        body["extra"] = {k: list(v) for k, v in user.extra.items()}
-    return body
-
-
 def _invalid(t: ResourceType, field: str, message: str) -> errors.ApiError:
     return errors.invalid(t.kind, "", [Cause("FieldValueInvalid", message, field)], t.group)
 
@@ -110,7 +101,7 @@ class Reviews:
         return self._rules_for(requester, str(spec.get("namespace") or ""))
 
     def _SelfSubjectReview(self, t: ResourceType, namespace: str, spec: dict, requester: UserInfo) -> dict:
-        return {"userInfo": user_info_dict(requester)}
+        return {"userInfo": requester.to_dict()}
 
     def _TokenReview(self, t: ResourceType, namespace: str, spec: dict, requester: UserInfo) -> dict:
         token = spec.get("token")
@@ -129,4 +120,4 @@ class Reviews:
             # Like upstream, the caller learns that the token is invalid, not why.
             return {"authenticated": False, "error": "invalid bearer token"}
         audiences = self._tokens.token_audiences(token, tuple(requested) or self._tokens.api_audiences)
-        return {"authenticated": True, "user": user_info_dict(user), "audiences": audiences}
+        return {"authenticated": True, "user": user.to_dict(), "audiences": audiences}

@@ -58,16 +58,7 @@ def now_micro_time() -> str:
 
 def user_info(user: UserInfo) -> dict[str, Any]:
     """authentication.k8s.io/v1 UserInfo as upstream serializes it (empty fields omitted)."""
-    out: dict[str, Any] = {}
-    if user.username:
-        out["username"] = user.username
-    if user.uid:
-        out["uid"] = user.uid
-    if user.groups:
-        out["groups"] = list(user.groups)
-    if user.extra:
-        out["extra"] = {key: list(values) for key, values in user.extra.items()}
-    return out
+    return user.to_dict()
 
 
 def object_reference(attrs: Attributes, *, uid: str = "", resource_version: str = "") -> dict[str, Any] | None:

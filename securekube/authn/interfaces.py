@@ -8,7 +8,7 @@ returns None; one that recognises it but finds it invalid raises `Authentication
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,19 @@ class UserInfo:
     uid: str = ""
     groups: tuple[str, ...] = ()
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The authentication.k8s.io/v1 UserInfo JSON, empty fields left out as upstream serializes it."""
+        out: dict[str, Any] = {}
+        if self.username:
+            out["username"] = self.username
+        if self.uid:
+            out["uid"] = self.uid
+        if self.groups:
+            out["groups"] = list(self.groups)
+        if self.extra:
+            out["extra"] = {key: list(values) for key, values in self.extra.items()}
+        return out
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from securekube.authz.interfaces import Attributes, Authorizer, Verdict
 from securekube.controllers.keyqueue import KeyQueue
 from securekube.pki.csr import (KUBELET_CLIENT_SIGNER, NODE_USER_PREFIX, NODES_GROUP, CsrError, node_client_problems,
                                 node_name_of_csr, parse_csr_pem)
-from securekube.registry.informer import Informer
+from securekube.registry.informer import Informer, present_objects
 from securekube.registry.kinds.certificatesigningrequests import APPROVED, DENIED, FAILED, has_condition
 from securekube.registry.registry import Registry
 
@@ -124,7 +124,7 @@ class CsrApprover:
         self._queue.stop()
 
     def _observe(self, event_type: str, obj: dict) -> None:
-        objects = obj["items"] if event_type == "SYNC" else [obj] if event_type != "DELETED" else []
+        objects = present_objects(event_type, obj)
         for csr in objects:
             undecided = not (csr.get("status") or {}).get("conditions")
             if undecided and (csr.get("spec") or {}).get("signerName") == KUBELET_CLIENT_SIGNER:

@@ -25,7 +25,7 @@ from securekube.pki.certs import certificate_pem
 from securekube.pki.csr import (KUBELET_CLIENT_SIGNER, CsrError, node_client_problems, parse_csr_pem,
                                 sign_node_client_csr)
 from securekube.pki.layout import PkiPaths, load_ca
-from securekube.registry.informer import Informer
+from securekube.registry.informer import Informer, present_objects
 from securekube.registry.kinds.certificatesigningrequests import APPROVED, DENIED, FAILED, has_condition
 from securekube.registry.registry import Registry
 
@@ -79,7 +79,7 @@ class CsrSigner:
         self._queue.stop()
 
     def _observe(self, event_type: str, obj: dict) -> None:
-        objects = obj["items"] if event_type == "SYNC" else [obj] if event_type != "DELETED" else []
+        objects = present_objects(event_type, obj)
         for csr in objects:
             if wants_signing(csr):
                 self._queue.add(csr["metadata"]["name"])

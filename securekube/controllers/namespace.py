@@ -11,7 +11,7 @@ import queue
 import threading
 
 from securekube.api.errors import ApiError
-from securekube.registry.informer import Informer
+from securekube.registry.informer import Informer, present_objects
 from securekube.registry.registry import Registry
 
 log = logging.getLogger("securekube.controllers.namespace")
@@ -36,7 +36,7 @@ class NamespaceController:
             self._worker.join(timeout=5)
 
     def _observe(self, event_type: str, obj: dict) -> None:
-        objects = obj["items"] if event_type == "SYNC" else [obj] if event_type != "DELETED" else []
+        objects = present_objects(event_type, obj)
         for ns in objects:
             if ns["metadata"].get("deletionTimestamp"):
                 self._queue.put(ns["metadata"]["name"])

@@ -17,6 +17,13 @@ log = logging.getLogger("securekube.informer")
 RETRY_SECONDS = 1.0
 
 
+def present_objects(event_type: str, obj: dict) -> list[dict]:
+    """The objects an informer event says exist now: all of a SYNC, the one ADDED/MODIFIED, none on DELETED."""
+    if event_type == "SYNC":
+        return obj["items"]
+    return [] if event_type == "DELETED" else [obj]
+
+
 class Informer:
     def __init__(self, store: Store, on_event: Callable[[str, dict], None], *, name: str = "") -> None:
         """`on_event(type, obj)` gets ADDED/MODIFIED/DELETED; "SYNC" marks a full re-list that starts over."""
