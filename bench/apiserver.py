@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = results_section(comparisons, check_targets(comparisons), command=_command(argv), started=started,
                               revision=source_revision(REPO), machine=machine_lines(data_root.parent),
                               settings=schedule.describe(), loadgen=loadgen,
-                              server=" ".join(["python", *launcher, "up"]))
+                              server=" ".join(["python", *launcher, "up", "--no-node"]))
     print(section)
     if args.out is not None:
         write_document(args.out, section)

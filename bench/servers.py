@@ -166,7 +166,7 @@ def start_server(spec: ServerSpec, data_dir: Path, launcher: tuple[str, ...] = D
     if not spec.encrypt_secrets:
         _write_identity_config(data_dir)
     port = free_loopback_port()
-    command = [sys.executable, *launcher, "up", "--data-dir", str(data_dir), "--port", str(port)]
+    command = [sys.executable, *launcher, "up", "--data-dir", str(data_dir), "--port", str(port), "--no-node"]
     with open(data_dir / "server.log", "wb") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     return ServerProcess(spec, data_dir, port, process)
