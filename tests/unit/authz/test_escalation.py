@@ -19,23 +19,14 @@ from securekube.authz.escalation import (
 from securekube.authz.interfaces import Attributes
 from securekube.authz.rbac import InvalidRBACObject, RBACAuthorizer
 
+from tests.unit.authz.rbac_builders import rule
+
 RBAC = "rbac.authorization.k8s.io"
 NS = "team-a"
 DEV = UserInfo("dev", groups=("system:authenticated",))
 MASTER = UserInfo("loopback", groups=("system:masters", "system:authenticated"))
 
 
-def rule(verbs, groups=None, resources=None, names=None, urls=None) -> dict[str, Any]:
-    out: dict[str, Any] = {"verbs": list(verbs)}
-    if groups is not None:
-        out["apiGroups"] = list(groups)
-    if resources is not None:
-        out["resources"] = list(resources)
-    if names is not None:
-        out["resourceNames"] = list(names)
-    if urls is not None:
-        out["nonResourceURLs"] = list(urls)
-    return out
 
 
 def role_obj(name, *rules, namespace=NS) -> dict[str, Any]:

@@ -10,23 +10,14 @@ from securekube.authn.interfaces import UserInfo
 from securekube.authz.interfaces import Attributes, Decision, Verdict
 from securekube.authz.rbac import InvalidRBACObject, RBACAuthorizer
 
+from tests.unit.authz.rbac_builders import rule
+
 RBAC = "rbac.authorization.k8s.io"
 
 
 # ----------------------------------------------------------------------------- builders
 
 
-def rule(verbs, groups=None, resources=None, names=None, urls=None) -> dict[str, Any]:
-    out: dict[str, Any] = {"verbs": list(verbs)}
-    if groups is not None:
-        out["apiGroups"] = list(groups)
-    if resources is not None:
-        out["resources"] = list(resources)
-    if names is not None:
-        out["resourceNames"] = list(names)
-    if urls is not None:
-        out["nonResourceURLs"] = list(urls)
-    return out
 
 
 def cluster_role(name, *rules, labels=None, selectors=None) -> tuple[str, dict]:
