@@ -85,7 +85,7 @@ def _identity(rng: random.Random) -> tuple[dict | None, str, str]:
                 "kube-controller-manager/v1.30.2 (linux/amd64) kubernetes/3968350/leader-election")
     node = rng.choice(NODES)
     return ({"username": node, "groups": ["system:nodes", "system:authenticated"]},
-            f"192.168.1.{NODES.index(node) + 10}", f"kubelet/v1.30.2 (linux/amd64) kubernetes/3968350")
+            f"192.168.1.{NODES.index(node) + 10}", "kubelet/v1.30.2 (linux/amd64) kubernetes/3968350")
 
 
 def _request(rng: random.Random, user: dict | None) -> dict:

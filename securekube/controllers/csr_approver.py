@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from securekube.api.errors import ApiError
 from securekube.authn.interfaces import UserInfo
 from securekube.authz.interfaces import Attributes, Authorizer, Verdict
-from securekube.controllers.keyqueue import KeyQueue
+from securekube.controllers.keyqueue import WatchedNames
 from securekube.pki.csr import (KUBELET_CLIENT_SIGNER, NODE_USER_PREFIX, NODES_GROUP, CsrError, node_client_problems,
                                 node_name_of_csr, parse_csr_pem)
-from securekube.registry.informer import Informer, present_objects
 from securekube.registry.kinds.certificatesigningrequests import APPROVED, DENIED, FAILED, has_condition
 from securekube.registry.registry import Registry
 
@@ -102,6 +101,11 @@ def _parse_micro_time(value: object) -> dt.datetime | None:
         return None
 
 
+def _undecided_kubelet_client(csr: dict) -> bool:
+    undecided = not (csr.get("status") or {}).get("conditions")
+    return undecided and (csr.get("spec") or {}).get("signerName") == KUBELET_CLIENT_SIGNER
+
+
 class CsrApprover:
     """Watches CSRs and approves, through the `approval` subresource, those `decide` accepts."""
 
@@ -112,23 +116,14 @@ class CsrApprover:
         self._leases = registry.store_for_kind("coordination.k8s.io", "Lease")
         self._authorizer = authorizer
         self._clock = clock
-        self._queue: KeyQueue[str] = KeyQueue("csr-approver", self.approve_if_allowed)
-        self.informer = Informer(self._csrs, self._observe, name="csr-approver")
+        self._watch = WatchedNames(self._csrs, "csr-approver", _undecided_kubelet_client, self.approve_if_allowed)
+        self.informer = self._watch.informer
 
     def start(self) -> None:
-        self._queue.start()
-        self.informer.start()
+        self._watch.start()
 
     def stop(self) -> None:
-        self.informer.stop()
-        self._queue.stop()
-
-    def _observe(self, event_type: str, obj: dict) -> None:
-        objects = present_objects(event_type, obj)
-        for csr in objects:
-            undecided = not (csr.get("status") or {}).get("conditions")
-            if undecided and (csr.get("spec") or {}).get("signerName") == KUBELET_CLIENT_SIGNER:
-                self._queue.add(csr["metadata"]["name"])
+        self._watch.stop()
 
     def node_is_live(self, name: str) -> bool:
         """Whether node `name` exists and renewed its lease within the lease's duration."""

@@ -20,12 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from securekube.controllers.keyqueue import KeyQueue
+from securekube.controllers.keyqueue import WatchedNames
 from securekube.pki.certs import certificate_pem
 from securekube.pki.csr import (KUBELET_CLIENT_SIGNER, CsrError, node_client_problems, parse_csr_pem,
                                 sign_node_client_csr)
 from securekube.pki.layout import PkiPaths, load_ca
-from securekube.registry.informer import Informer, present_objects
 from securekube.registry.kinds.certificatesigningrequests import APPROVED, DENIED, FAILED, has_condition
 from securekube.registry.registry import Registry
 
@@ -67,22 +66,14 @@ class CsrSigner:
         self._csrs = registry.store_for_kind("certificates.k8s.io", "CertificateSigningRequest")
         self._config = config
         self._clock = clock
-        self._queue: KeyQueue[str] = KeyQueue("csr-signer", self.sign_if_approved)
-        self.informer = Informer(self._csrs, self._observe, name="csr-signer")
+        self._watch = WatchedNames(self._csrs, "csr-signer", wants_signing, self.sign_if_approved)
+        self.informer = self._watch.informer
 
     def start(self) -> None:
-        self._queue.start()
-        self.informer.start()
+        self._watch.start()
 
     def stop(self) -> None:
-        self.informer.stop()
-        self._queue.stop()
-
-    def _observe(self, event_type: str, obj: dict) -> None:
-        objects = present_objects(event_type, obj)
-        for csr in objects:
-            if wants_signing(csr):
-                self._queue.add(csr["metadata"]["name"])
+        self._watch.stop()
 
     def sign_if_approved(self, name: str) -> None:
         """Reads CSR `name` afresh and writes its certificate, or a Failed condition, if it is due."""

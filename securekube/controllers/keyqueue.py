@@ -14,9 +14,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from securekube.api.errors import ApiError
+from securekube.registry.informer import Informer, present_objects
 
 log = logging.getLogger("securekube.controllers")
 Key = TypeVar("Key", bound=Hashable)
@@ -90,3 +91,28 @@ class KeyQueue(Generic[Key]):
             except Exception:  # keep the controller alive; the retry may succeed
                 log.exception("%s: %s failed; will retry", self.name, key)
                 self.add_after(key, self._retry_seconds)
+
+
+class WatchedNames:
+    """An informer on one store feeding the names of the objects `wanted(obj)` picks into a KeyQueue.
+
+    A controller owns one, passing the function that does the work for a name (`handle`).
+    """
+
+    def __init__(self, store: Any, name: str, wanted: Callable[[dict], bool], handle: Callable[[str], None]) -> None:
+        self._wanted = wanted
+        self._queue: KeyQueue[str] = KeyQueue(name, handle)
+        self.informer = Informer(store, self._observe, name=name)
+
+    def start(self) -> None:
+        self._queue.start()
+        self.informer.start()
+
+    def stop(self) -> None:
+        self.informer.stop()
+        self._queue.stop()
+
+    def _observe(self, event_type: str, obj: dict) -> None:
+        for item in present_objects(event_type, obj):
+            if self._wanted(item):
+                self._queue.add(item["metadata"]["name"])

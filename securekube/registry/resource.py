@@ -7,7 +7,7 @@ subclass (validation, defaulting, table columns, field selectors) and one line i
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from securekube.api import validation as v

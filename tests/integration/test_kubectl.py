@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.integration.cluster import RESTRICTED_IMAGE, restricted_pod_yaml
+from tests.integration.cluster import restricted_pod_yaml
 
 pytestmark = pytest.mark.integration
 

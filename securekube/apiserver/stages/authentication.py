@@ -37,7 +37,10 @@ class AuthenticationStage:
             # The client learns nothing about which check failed; the reason stays server-side.
             scope["securekube.authn_failure"] = reason
             log.info("authentication failed: %s %s: %s", scope.get("method"), scope.get("path"), reason)
-            await run_in_threadpool(self._on_failure, scope, reason)
+            try:
+                await run_in_threadpool(self._on_failure, scope, reason)
+            except Exception as exc:  # the refusal stands either way; say that it went unrecorded
+                log.error("failed authentication could not be recorded: %s", type(exc).__name__)
             await send_status(send, unauthorized())
             return
         scope["securekube.user"] = user
