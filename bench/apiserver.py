@@ -138,7 +138,7 @@ def run_rounds(servers: dict[str, ServerProcess], schedule: Schedule) -> list[Co
     return [compare(s, runs[s][on], runs[s][off]) for s in plan]
 
 
-def _stop_all(servers: dict[str, ServerProcess], reported: set[str]) -> list[str]:
+def stop_all(servers: dict[str, ServerProcess], reported: set[str]) -> list[str]:
     """Stops every server; returns a problem for each not already `reported` that did not exit cleanly."""
     problems = []
     for label, server in servers.items():
@@ -189,9 +189,10 @@ def schedule_from(args: argparse.Namespace) -> Schedule:
                     clients=args.clients or base.clients, load_processes=args.load_processes or base.load_processes)
 
 
-def _command(argv: Sequence[str]) -> str:
+def command_line(argv: Sequence[str], script: str = __file__) -> str:
+    """The command that reproduces this run, relative to the repository (for the report)."""
     python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
-    return shlex.join([python, os.path.relpath(Path(__file__).resolve(), REPO), *argv])
+    return shlex.join([python, os.path.relpath(Path(script).resolve(), REPO), *argv])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         problems.append("interrupted")
     finally:
-        problems += _stop_all(servers, failed)
+        problems += stop_all(servers, failed)
         if args.keep_data:
             print(f"data directories kept in {data_root}", file=sys.stderr)
         else:
@@ -238,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     loadgen = (f"bench/loadgen.py (Python asyncio; {tls}; one keep-alive connection per client, clients "
                f"split over up to {schedule.load_processes} processes)")
-    section = results_section(comparisons, check_targets(comparisons), command=_command(argv), started=started,
+    section = results_section(comparisons, check_targets(comparisons), command=command_line(argv), started=started,
                               revision=source_revision(REPO), machine=machine_lines(data_root.parent),
                               settings=schedule.describe(), loadgen=loadgen,
                               server=" ".join(["python", *launcher, "up", "--no-node"]))

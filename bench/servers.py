@@ -44,10 +44,15 @@ class ServerFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """One configuration under test: a short label for tables and whether secrets are encrypted."""
+    """One configuration under test: a short label, whether secrets are encrypted, and the audit policy.
+
+    `audit_policy` is the text of an audit.k8s.io/v1 Policy given to `up --audit-policy`; None
+    keeps the shipped default policy.
+    """
 
     label: str
-    encrypt_secrets: bool
+    encrypt_secrets: bool = True
+    audit_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,10 @@ class ServerProcess:
     @property
     def log_path(self) -> Path:
         return self.data_dir / "server.log"
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.data_dir / "audit" / "audit.log"
 
     @property
     def client_files(self) -> ClientFiles:
@@ -167,6 +176,10 @@ def start_server(spec: ServerSpec, data_dir: Path, launcher: tuple[str, ...] = D
         _write_identity_config(data_dir)
     port = free_loopback_port()
     command = [sys.executable, *launcher, "up", "--data-dir", str(data_dir), "--port", str(port), "--no-node"]
+    if spec.audit_policy is not None:
+        policy = data_dir / "audit-policy.yaml"
+        policy.write_text(spec.audit_policy, encoding="utf-8")
+        command += ["--audit-policy", str(policy)]
     with open(data_dir / "server.log", "wb") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     return ServerProcess(spec, data_dir, port, process)

@@ -26,6 +26,7 @@ from securekube.admission.interfaces import (
 from securekube.admission.noderestriction import NodeRestriction
 from securekube.admission.opa import RegoAdmission
 from securekube.admission.podsecurity import PodSecurityAdmission
+from securekube.admission.policy_objects import PolicyObjects
 from securekube.api.errors import forbidden
 
 __all__ = ["AdmissionChain", "standard_chain"]
@@ -97,8 +98,8 @@ def _stage_failure(request: AdmissionRequest, stage: str, what: str) -> Admissio
 
 
 def standard_chain(*, rego: RegoAdmission, pod_security: PodSecurityAdmission,
-                   node_restriction: NodeRestriction) -> AdmissionChain:
+                   node_restriction: NodeRestriction, policy_objects: PolicyObjects) -> AdmissionChain:
     """The API server's chain, in kube-apiserver's order: Rego patches; then NodeRestriction, Pod
-    Security, and the Rego policies and constraints. Every stage is required: a lab cluster never
-    runs with a check silently missing."""
-    return AdmissionChain([rego.mutating], [node_restriction, pod_security, rego.validating])
+    Security, the check of policy objects being written, and the Rego policies and constraints.
+    Every stage is required: a lab cluster never runs with a check silently missing."""
+    return AdmissionChain([rego.mutating], [node_restriction, pod_security, policy_objects, rego.validating])

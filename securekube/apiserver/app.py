@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import dataclasses
+from collections.abc import Callable, Iterable
 from typing import Any, AsyncIterator
 
 import anyio
@@ -22,6 +23,9 @@ from securekube.apiserver.handlers import Request as ApiRequest
 from securekube.apiserver.handlers import ResourceHandlers, encode, list_options
 from securekube.apiserver.negotiation import check_acceptable, wants_table
 from securekube.apiserver.watch import stream_watch
+from securekube.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from securekube.metrics import Metric
+from securekube.metrics import render as render_metrics
 
 log = logging.getLogger("securekube.apiserver")
 MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024  # upstream's limit
@@ -67,8 +71,12 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True, oidc: Any = None) -> FastAPI:
-    """The application; the caller wraps it in the handler chain (see chain.py)."""
+def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True, oidc: Any = None,
+               metrics: Callable[[], Iterable[Metric]] = tuple) -> FastAPI:
+    """The application; the caller wraps it in the handler chain (see chain.py).
+
+    `metrics` gives what GET /metrics shows (the chain has authorized `get` on that path).
+    """
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     catalog = handlers.registry.catalog
 
@@ -92,6 +100,10 @@ def create_app(handlers: ResourceHandlers, *, ready: Any = lambda: True, oidc: A
         if not ready():
             return PlainTextResponse("not ready", status_code=503)
         return PlainTextResponse("ok")
+
+    @app.get("/metrics")
+    async def metrics_text() -> Response:
+        return Response(render_metrics(metrics()), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/version")
     async def version() -> Response:

@@ -27,10 +27,12 @@ from securekube.apiserver.serviceaccounts import ServiceAccountTokens
 from securekube.apiserver.tls import CertReloader, ServingCerts, TLSExtensionProtocol, server_context
 from securekube.authn.union import UnionAuthenticator
 from securekube.authn.x509 import X509Authenticator
+from securekube.audit.backends import AuditBackends
 from securekube.audit.default_policy import default_policy
 from securekube.audit.keys import load_or_create_audit_key
 from securekube.audit.log import AuditLog
 from securekube.audit.policy import AuditPolicy
+from securekube.audit.webhook import WebhookSink, WebhookTarget
 from securekube.authn.interfaces import UserInfo
 from securekube.authz.bootstrap_policy import bootstrap_objects
 from securekube.authz.node import InvalidPod, NodeAuthorizer
@@ -42,14 +44,18 @@ from securekube.authz.union import UnionAuthorizer
 from securekube.controllers.csr_approver import CsrApprover
 from securekube.controllers.csr_signer import CsrSigner, SignerConfig
 from securekube.controllers.namespace import NamespaceController
+from securekube.controllers.node_lifecycle import NodeLifecycleConfig, NodeLifecycleController
 from securekube.pki.certs import load_certificate
 from securekube.pki.layout import PkiPaths
 from securekube.pki.revocation import RevocationList
 from securekube.policy.embedded import EmbeddedOpaEngine
+from securekube.policy.interfaces import PolicyEngine
 from securekube.policy.loader import read_policies
+from securekube.policy.remote import RemoteEngine, RemoteEngineConfig
 from securekube.admission.chain import standard_chain
 from securekube.admission.noderestriction import NodeRestriction, NodeRestrictionLookups
 from securekube.admission.opa import RegoAdmission, RegoAdmissionConfig
+from securekube.admission.policy_objects import PolicyObjects
 from securekube.admission.podsecurity import LevelVersion, NamespacePolicy, PodSecurityAdmission, PodSecurityConfig
 from securekube.apiserver.admission_hook import Admission
 from securekube.registry.informer import Informer
@@ -83,8 +89,14 @@ class ControlPlaneConfig:
     policies_dir: Path = DEFAULT_POLICIES_DIR
     audit_log: Path | None = None  # the JSON-lines audit log; None: <database dir>/audit/audit.log
     audit_policy: Path | None = None  # an audit.k8s.io/v1 Policy file; None: the shipped default
+    audit_webhook: WebhookTarget | None = None  # also send audit events there (batched), e.g. a detection sidecar
     host: str = "127.0.0.1"
     port: int = 6443
+    # Seconds without a lease renewal before a node is marked unreachable (upstream's
+    # --node-monitor-grace-period, default 40 s).
+    node_monitor_grace_period: float = 40.0
+    # Evaluate admission policies on this OPA server (its REST API over TLS) instead of in-process.
+    remote_opa: RemoteEngineConfig | None = None
 
 
 class ControlPlane:
@@ -102,13 +114,18 @@ class ControlPlane:
         # Joining nodes. The approver asks RBAC alone whether a requester may create
         # certificatesigningrequests/(self)nodeclient: the Node authorizer denies nodes every subresource.
         self.node_controllers = (CsrApprover(self.registry, self.rbac),
-                                 CsrSigner(self.registry, SignerConfig(config.pki_dir)), Scheduler(self.registry))
+                                 CsrSigner(self.registry, SignerConfig(config.pki_dir)), Scheduler(self.registry),
+                                 NodeLifecycleController(self.registry,
+                                                         NodeLifecycleConfig(config.node_monitor_grace_period)))
         self.tokens = ServiceAccountTokens(self.registry, pki,
                                            jwks_uri=f"https://{config.host}:{config.port}/openid/v1/jwks")
         self.nodes = NodeAuthorizer()
         self._pod_informer = Informer(self.registry.store_for_kind("", "Pod"), self._pod_event, name="node-graph")
         # Two engines: admission replaces its whole module set on every policy change.
-        self.policy_engine, self.admission_engine = EmbeddedOpaEngine(), EmbeddedOpaEngine()
+        # Admission may run on a remote OPA server instead (config.remote_opa); authorization stays in-process.
+        self.policy_engine = EmbeddedOpaEngine()
+        self.admission_engine: PolicyEngine = (RemoteEngine(config.remote_opa) if config.remote_opa is not None
+                                               else EmbeddedOpaEngine())
         shipped = read_policies(config.policies_dir, self.policy_engine)
         policies = [p for p in shipped if p.is_authorization]
         self.policy_engine.load({p.module.module_name: p.module.source for p in policies})
@@ -121,9 +138,12 @@ class ControlPlane:
         rego = RegoAdmission(self.admission_engine, RegoAdmissionConfig(eval_timeout=POLICY_TIMEOUT_SECONDS))
         rego.set_policies([p for p in shipped if p.is_admission])
         rego.verify()
+        # ConstraintTemplates and Constraints stored as API objects join the shipped policies.
+        self.policy_objects = PolicyObjects(self.registry, rego)
+        self.policy_objects.sync()
         pods, nodes = self.registry.store_for_kind("", "Pod"), self.registry.store_for_kind("", "Node")
         chain = standard_chain(
-            rego=rego,
+            rego=rego, policy_objects=self.policy_objects,
             # The lab enforces the restricted Pod Security level wherever a namespace says nothing else.
             pod_security=PodSecurityAdmission(PodSecurityConfig(defaults=NamespacePolicy.uniform(LevelVersion("restricted"))),
                                               list_pods=lambda ns: pods.list(ns).items),
@@ -138,10 +158,13 @@ class ControlPlane:
         audit_policy = AuditPolicy.load(config.audit_policy) if config.audit_policy else default_policy()
         self.audit_log = AuditLog(config.audit_log or config.database.parent / "audit" / "audit.log",
                                   signing_key=load_or_create_audit_key(config.pki_dir))
-        app = PodLogs(create_app(handlers, ready=self.ready, oidc=self.tokens), self.registry, config.pki_dir)
+        webhook = (WebhookSink(config.audit_webhook.url, config.audit_webhook.ssl_context)
+                   if config.audit_webhook is not None else None)
+        self.audit = AuditBackends(self.audit_log, webhook)
+        app = PodLogs(create_app(handlers, ready=self.ready, oidc=self.tokens, metrics=self.audit.metrics), self.registry, config.pki_dir)
         self.app = build_handler_chain(app,
                                        authenticator=authenticator, authorizer=authorizer,
-                                       audit_policy=audit_policy, audit_sink=self.audit_log.append)
+                                       audit_policy=audit_policy, audit_sink=self.audit.submit)
         self._stopping = threading.Event()
 
     # -- caches -----------------------------------------------------------------------------
@@ -181,7 +204,8 @@ class ControlPlane:
         return self_subject_rules(self.rbac, user, namespace, incomplete_reasons=reasons)
 
     def _after_write(self, store: Store, revision: int) -> None:
-        """A write that authorization depends on returns only once authorization sees it (read-your-writes)."""
+        """A write that authorization or admission depends on returns only once they see it (read-your-writes)."""
+        self.policy_objects.after_write(store.type.group)
         informer = next((i for i in self._informers() if i.store is store), None)
         if informer is not None and not informer.wait_for(revision, CACHE_CATCH_UP_SECONDS):
             log.warning("authorization cache for %s is behind revision %s", store.type.plural, revision)
@@ -252,7 +276,7 @@ class ControlPlane:
         self.storage.close()
         self.policy_engine.close()
         self.admission_engine.close()
-        self.audit_log.close()
+        self.audit.close()
 
 
 def _getter(store: Store) -> Callable[[str, str], dict | None]:
@@ -279,6 +303,10 @@ def serve(config: ControlPlaneConfig, report: Callable[[str], None] = print,
     try:
         report(f"encryption at rest: {config.encryption_config}")
         report(f"audit log: {plane.audit_log.path} (hash-chained, signed checkpoints)")
+        if config.remote_opa is not None:
+            report(f"admission policies: evaluated by the OPA server at {config.remote_opa.url}")
+        if config.audit_webhook is not None:
+            report(f"audit webhook: {config.audit_webhook.url} (batched; dropped events counted in /metrics)")
         plane.bootstrap()
         report("bootstrap: default namespaces and RBAC policy present")
         plane.start()

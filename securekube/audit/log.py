@@ -152,10 +152,22 @@ class AuditLog:
         The caller's dicts are not changed; what is written is their JSON form plus the chain
         annotations. Events must be audit.k8s.io/v1 Events without audit.securekube.io/ chain keys.
         """
-        if not events:
-            return
-        prepared = [_prepare(event, index) for index, event in enumerate(events)]
+        self.submit(events).result()
+
+    def submit(self, events: list[dict[str, Any]]) -> Future[None]:
+        """Queues events for the writer; the future completes once they are durable (or fails).
+
+        For callers that wait without a thread of their own (the API server's event loop wraps
+        the future), which saves a thread hand-off on every audited write.
+        """
         done: Future[None] = Future()
+        # Running from the start, so it cannot be cancelled: a caller that stops waiting (a client
+        # that went away) must not stop the writer from recording, nor break it with a cancelled future.
+        done.set_running_or_notify_cancel()
+        if not events:
+            done.set_result(None)
+            return done
+        prepared = [_prepare(event, index) for index, event in enumerate(events)]
         with self._cond:
             if self._closing:
                 raise AuditLogError(f"audit log {self._names.active} is closed")
@@ -163,7 +175,7 @@ class AuditLog:
                 raise AuditLogError(self._broken)
             self._pending.append((prepared, done))
             self._cond.notify()
-        done.result()
+        return done
 
     def close(self) -> None:
         """Seals the log with a final checkpoint, finishes compression and releases the file. Idempotent."""

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +43,14 @@ class WebhookConfig:
     timeout_seconds: float = 10.0
     initial_backoff_seconds: float = 0.5
     max_backoff_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """Where the webhook posts and how it connects (CA and client certificate in the context)."""
+
+    url: str
+    ssl_context: ssl.SSLContext = field(repr=False)
 
 
 @dataclass(frozen=True)

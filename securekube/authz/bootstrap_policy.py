@@ -75,6 +75,14 @@ _CLUSTER_ROLES: tuple[tuple[str, tuple[tuple[str, str], ...], tuple[_Rule, ...],
         None,
     ),
     (
+        # Upstream's role for scrapers: health endpoints and /metrics, nothing else.
+        "system:monitoring",
+        (),
+        ((("get",), None, ("/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics", "/metrics/slis", "/readyz",
+                           "/readyz/*")),),
+        None,
+    ),
+    (
         "system:service-account-issuer-discovery",
         (),
         ((("get",), None, ("/.well-known/openid-configuration", "/.well-known/openid-configuration/",
@@ -208,6 +216,7 @@ _CLUSTER_ROLE_BINDINGS: tuple[_Binding, ...] = (
     ("system:basic-user", "system:basic-user", ("system:authenticated",)),
     ("system:discovery", "system:discovery", ("system:authenticated",)),
     ("system:public-info-viewer", "system:public-info-viewer", ("system:authenticated", "system:unauthenticated")),
+    ("system:monitoring", "system:monitoring", ("system:monitoring",)),
     ("system:service-account-issuer-discovery", "system:service-account-issuer-discovery", ("system:serviceaccounts",)),
     (ADMIN_GROUP, "cluster-admin", (ADMIN_GROUP,)),
     ("securekube:kubelet-bootstrap", "system:node-bootstrapper", (BOOTSTRAPPERS_GROUP,)),

@@ -1,4 +1,4 @@
-"""`securekube policy test|eval|verify|replay|audit-existing`: write, test and try policies before enforcing them.
+"""`securekube policy test|eval|verify|replay|audit-existing|serve`: write, test, try and serve policies.
 
 - test [DIR]: every policy folder's `test_*` rules (like `opa test`) and samples, pass/fail per
   test, with `--coverage` the lines of policy.rego the tests evaluated.
@@ -7,6 +7,7 @@
 - replay --audit-log FILE --policy P: which recorded requests the policies would have denied or
   warned about (audit.k8s.io/v1 logs, plain or gzipped, from securekube or any cluster).
 - audit-existing --policy P: the objects already stored in a live cluster, judged as if created now.
+- serve: OPA's REST API over TLS, backed by the embedded engine (a remote engine for `up --opa-url`).
 
 `--policy` takes, any number of times: a policies directory (folders with policy.rego), one
 policy folder, a single .rego file (any package defining `deny`, e.g. from OPA's tutorials), or
@@ -135,6 +136,16 @@ def register(groups: argparse._SubParsersAction) -> None:
                        help=f"a resource to audit (repeatable; default pods): {', '.join(sorted(AUDITABLE))}")
     audit.add_argument("-o", "--output", choices=("table", "json"), default="table")
     audit.set_defaults(run=run_audit_existing)
+
+    from securekube.policy.opa_server import add_serve_arguments, run_serve
+
+    serve = commands.add_parser(
+        "serve", help="serve OPA's REST API (the embedded OPA engine) over TLS",
+        description="OPA's REST API as `opa run --server` offers the parts securekube uses, backed by the "
+                    "embedded OPA engine: a remote admission engine for `securekube up --opa-url` where no "
+                    "`opa` binary is at hand.")
+    add_serve_arguments(serve)
+    serve.set_defaults(run=run_serve)
 
 
 def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:

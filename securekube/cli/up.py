@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from securekube.cli.datadir import DataDir
 from securekube.cli.errors import CliError
 from securekube.cli.upnode import add_arguments as add_node_arguments
 from securekube.cli.upnode import plan_node
+
+if TYPE_CHECKING:
+    from securekube.audit.webhook import WebhookTarget
+    from securekube.policy.remote import RemoteEngineConfig
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -20,6 +25,21 @@ def register(groups: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--audit-policy", type=Path, default=None,
                         help="an audit.k8s.io/v1 Policy file (default: the shipped docs/audit-policy.yaml)")
+    parser.add_argument("--audit-webhook-config-file", type=Path, default=None, metavar="KUBECONFIG",
+                        help="also send audit events, batched, to the server of this kubeconfig-format file "
+                             "(as kube-apiserver's flag: its CA and client certificate are used; https only)")
+    opa = parser.add_argument_group("remote OPA (optional; admission policies are evaluated in-process by default)")
+    opa.add_argument("--opa-url", metavar="https://HOST:PORT",
+                     help="evaluate admission policies on this OPA server (its REST API; `opa run --server` or "
+                          "`securekube policy serve`)")
+    opa.add_argument("--opa-ca-file", type=Path, metavar="FILE", help="CA that signed the OPA server's certificate")
+    opa.add_argument("--opa-client-cert-file", type=Path, metavar="FILE", help="client certificate for the OPA server")
+    opa.add_argument("--opa-client-key-file", type=Path, metavar="FILE", help="its private key")
+    opa.add_argument("--opa-token-file", type=Path, metavar="FILE",
+                     help="a file holding the bearer token the OPA server requires")
+    parser.add_argument("--node-monitor-grace-period", type=float, default=40.0, metavar="SECONDS",
+                        help="seconds without a kubelet lease renewal before its node is marked unreachable "
+                             "(default 40, as upstream)")
     add_node_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -61,6 +81,48 @@ def prepare(data_dir: DataDir, server_url: str) -> None:
         _step(f"encryption: new secretbox key for secrets in {data_dir.encryption_config}")
 
 
+def audit_webhook_target(path: Path) -> "WebhookTarget":
+    """The webhook of an upstream --audit-webhook-config-file: the current context's server and credentials."""
+    from securekube.audit.webhook import WebhookTarget
+    from securekube.cli.kubeconfig import load_kubeconfig, tls_context
+
+    access = load_kubeconfig(explicit=str(path), environ={})
+    if access.token is not None:
+        raise CliError(f"audit webhook config {path}: token authentication is not supported; use a client "
+                       "certificate")
+    if access.tls_server_name:
+        raise CliError(f"audit webhook config {path}: tls-server-name is not supported; the server URL's host "
+                       "must match the receiver's certificate")
+    return WebhookTarget(access.server, tls_context(access))
+
+
+def remote_opa_config(args: argparse.Namespace) -> "RemoteEngineConfig | None":
+    """The remote admission engine the --opa-* options ask for; None without --opa-url."""
+    from securekube.policy.remote import RemoteEngineConfig
+
+    given = [name for name in ("opa_ca_file", "opa_client_cert_file", "opa_client_key_file", "opa_token_file")
+             if getattr(args, name) is not None]
+    if args.opa_url is None:
+        if given:
+            raise CliError(f"--{given[0].replace('_', '-')} needs --opa-url")
+        return None
+    if args.opa_ca_file is None:
+        raise CliError("--opa-url needs --opa-ca-file (the OPA server's certificate is always verified)")
+    token = None
+    if args.opa_token_file is not None:
+        try:
+            token = args.opa_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CliError(f"cannot read --opa-token-file {args.opa_token_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:  # the error would quote bytes of the token
+            raise CliError(f"--opa-token-file {args.opa_token_file} is not UTF-8 text") from None
+    try:
+        return RemoteEngineConfig(args.opa_url, args.opa_ca_file, args.opa_client_cert_file,
+                                  args.opa_client_key_file, bearer_token=token)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from securekube.apiserver.controlplane import ControlPlaneConfig, serve
     from securekube.apiserver.tls import ServingCerts
@@ -72,14 +134,20 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port {args.port} is not a valid TCP port")
+    if not args.node_monitor_grace_period > 0:
+        raise CliError("--node-monitor-grace-period must be a positive number of seconds")
     data_dir = DataDir(args.data_dir.resolve())
     server_url = f"https://{args.host}:{args.port}"
+    webhook = audit_webhook_target(args.audit_webhook_config_file) if args.audit_webhook_config_file else None
+    remote_opa = remote_opa_config(args)
     prepare(data_dir, server_url)
     pki = PkiPaths(data_dir.pki)
     config = ControlPlaneConfig(
         database=data_dir.database, encryption_config=data_dir.encryption_config, pki_dir=data_dir.pki,
         serving=ServingCerts(str(pki.cert("apiserver")), str(pki.key("apiserver")), str(pki.cert("ca"))),
-        host=args.host, port=args.port, audit_log=data_dir.audit_log, audit_policy=args.audit_policy)
+        host=args.host, port=args.port, audit_log=data_dir.audit_log, audit_policy=args.audit_policy,
+        audit_webhook=webhook, remote_opa=remote_opa,
+        node_monitor_grace_period=args.node_monitor_grace_period)
 
     node = plan_node(args, data_dir, server_url, _step)
 

@@ -20,11 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from securekube.api.podlogoptions import PodLogOptions
+from securekube.events import EventRecorder, EventSource
 from securekube.kubelet import node_status
 from securekube.kubelet.apiclient import ApiClient, ApiClientError, ApiStatusError, Credentials
 from securekube.kubelet.bootstrap import (BootstrapConfig, certificate_of, describe, node_credentials, rotate,
                                           rotation_deadline)
 from securekube.kubelet.cri.client import CriClient, CriError
+from securekube.kubelet.crilog import ContainerLogStream, LogReadOptions, nanos_since_epoch
+from securekube.kubelet.events import COMPONENT, ApiEventSink
 from securekube.kubelet.pod_worker import LogUnavailable, PodWorker, WorkerContext
 from securekube.kubelet.runtime import PodRuntime
 
@@ -68,6 +72,7 @@ class KubeletAgent:
         self._client: ApiClient | None = None
         self._credentials: Credentials | None = None
         self._node_uid = ""
+        self._events: EventRecorder | None = None
 
     @property
     def client(self) -> ApiClient:
@@ -83,6 +88,9 @@ class KubeletAgent:
         cert = certificate_of(self._credentials)
         log.info("node %s: client certificate %s", self._config.node_name, describe(cert) if cert else "?")
         self._client = ApiClient(self._credentials)
+        # Events go out as the node, in the background: posting one never holds up pod work.
+        self._events = EventRecorder(ApiEventSink(self._client), EventSource(COMPONENT, host=self._config.node_name))
+        self._events.start()
         self.register_node()
         self.renew_lease()
         for name, loop in (("lease", self._lease_loop), ("node-status", self._node_status_loop),
@@ -103,6 +111,8 @@ class KubeletAgent:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
+        if self._events is not None:
+            self._events.close(timeout=2.0)  # what is still queued gets a moment to go out
 
     # ---- the Node and its Lease ----------------------------------------------------------------
 
@@ -149,7 +159,16 @@ class KubeletAgent:
                 log.warning("%s failed: %s", what, exc)
 
     def _lease_loop(self) -> None:
-        self._every(self._config.lease_renew_seconds, self.renew_lease, "lease renewal")
+        self._every(self._config.lease_renew_seconds, self._heartbeat, "lease renewal")
+
+    def _heartbeat(self) -> None:
+        """Renews the lease, and reports the node's status at once if the node lifecycle controller
+        marked it Unknown meanwhile (as upstream's kubelet, which compares on every status tick)."""
+        self.renew_lease()
+        node = self.client.get(f"{NODES}/{self._config.node_name}")
+        ready = next((c for c in (node.get("status") or {}).get("conditions") or () if c.get("type") == "Ready"), {})
+        if ready.get("status") != "True":
+            self.report_node_status(node)
 
     def _node_status_loop(self) -> None:
         self._every(self._config.node_status_seconds, self.report_node_status, "node status update")
@@ -220,7 +239,8 @@ class KubeletAgent:
             worker = self._workers.get(uid)
             if worker is None and not self._stopping.is_set():
                 context = WorkerContext(self._runtime, self.client, self._config.address,
-                                        self._config.pod_sync_seconds)
+                                        self._config.pod_sync_seconds, events=self._events,
+                                        image_present=lambda image: self._cri.image_status(image) is not None)
                 worker = self._workers[uid] = PodWorker(pod, context, self._worker_done)
                 worker.start()
                 return
@@ -233,11 +253,35 @@ class KubeletAgent:
 
     # ---- the kubelet API -----------------------------------------------------------------------
 
-    def container_logs(self, namespace: str, pod: str, container: str, tail_lines: int | None = None,
-                       previous: bool = False) -> str:
-        """What a container of a pod on this node printed; LogUnavailable (with an HTTP code) if it cannot tell."""
+    def container_logs(self, namespace: str, pod: str, container: str,
+                       options: PodLogOptions = PodLogOptions()) -> ContainerLogStream:
+        """The log of a container of a pod on this node, to stream (and follow while it runs, with
+        `options.follow`); LogUnavailable (with an HTTP code) if there is none to serve."""
         with self._lock:
             worker = next((w for w in self._workers.values() if w.name == (namespace, pod)), None)
         if worker is None:
             raise LogUnavailable(404, f'pod "{pod}" in namespace "{namespace}" is not running on this node')
-        return worker.container_logs(container, tail_lines, previous)
+        # The worker knows the pod's containers and their states: it refuses as upstream does (unknown
+        # container, pod not started, container waiting, no previous instance). Only its verdict counts.
+        worker.container_logs(container, tail_lines=0, previous=options.previous)
+        try:
+            found = self._runtime.find_container_log(worker.uid, container, previous=options.previous)
+        except CriError as exc:
+            log.warning("logs of %s/%s/%s: the runtime failed: %s", namespace, pod, container, exc)
+            raise LogUnavailable(503, "the container runtime does not answer; retry") from None
+        if found is None:
+            raise LogUnavailable(400, f'container "{container}" in pod "{pod}" is not available')
+        container_id = found.container_id
+
+        def still_running() -> bool:
+            try:
+                return self._runtime.container_running(container_id)
+            except CriError as exc:  # as upstream: a runtime that cannot tell ends the follow
+                log.warning("logs of %s/%s/%s: container status failed: %s", namespace, pod, container, exc)
+                return False
+
+        earliest = options.earliest(dt.datetime.now(dt.timezone.utc))
+        read = LogReadOptions(follow=options.follow, timestamps=options.timestamps,
+                              since_nanos=None if earliest is None else nanos_since_epoch(earliest),
+                              tail_lines=options.tail_lines, limit_bytes=options.limit_bytes)
+        return ContainerLogStream(found.path, read, still_running)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from securekube.api.podlogoptions import PodLogOptions
 from securekube.kubelet.agent import AgentConfig, KubeletAgent
 from securekube.kubelet.apiclient import ApiClientError, load_kubeconfig
 from securekube.kubelet.apparmor import AppArmorHost
@@ -29,6 +30,7 @@ from securekube.kubelet.bootstrap import usable
 from securekube.kubelet.cgroups import CgroupError, PodCgroups
 from securekube.kubelet.containerd import CniNetwork, Containerd, ContainerdConfig
 from securekube.kubelet.cri.client import CriClient
+from securekube.kubelet.crilog import ContainerLogStream
 from securekube.kubelet.images import DEFAULT_BUSYBOX, import_archive, write_test_images
 from securekube.kubelet.pod_worker import LogUnavailable
 from securekube.kubelet.runtime import PodRuntime, RuntimeConfig
@@ -200,10 +202,10 @@ class LocalNode:
             return False, "the node has not joined yet"
         return sar_authorizer(self.agent.client, self.config.node_name)(user, groups, verb, subresource)
 
-    def _logs(self, namespace: str, pod: str, container: str, tail: int | None, previous: bool) -> str:
+    def _logs(self, namespace: str, pod: str, container: str, options: PodLogOptions) -> ContainerLogStream:
         if self.agent is None:
             raise LogUnavailable(503, "the node has not joined yet")
-        return self.agent.container_logs(namespace, pod, container, tail, previous)
+        return self.agent.container_logs(namespace, pod, container, options)
 
     def stop_agent(self) -> None:
         """Stops the kubelet agent (its watches and pod workers); the pods keep running."""

@@ -8,6 +8,10 @@ object with gracePeriodSeconds=0 (and its uid as precondition), which is what le
 
 A pod the node refuses (PodAdmissionError: AppArmor on a host without it, a forbidden sysctl, ...)
 is never started: its status becomes phase Failed with upstream's reason and message.
+
+Along the way the worker records upstream's Events about the pod and its containers (Pulled,
+Created, Started, Failed, BackOff, Killing; see kubelet/events.py) on the context's recorder, which
+sends them in the background: an event can neither hold up nor fail the pod's work.
 """
 from __future__ import annotations
 
@@ -20,11 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from securekube.events import EventRecorder
 from securekube.kubelet.apiclient import ApiClient, ApiClientError, ApiStatusError
+from securekube.kubelet.cri.client import CriError
 from securekube.kubelet.crilog import read_container_log
 from securekube.kubelet.errors import PodAdmissionError
+from securekube.kubelet.events import (KubeletEvent, backoff_event, container_start_events, killing_event,
+                                       rejected_event, sandbox_failed_event)
 from securekube.kubelet.pod_status import TERMINAL_PHASES, rejected_status, running_status, terminated_view
-from securekube.kubelet.runtime import PodRunState, PodRuntime, PodStatusView, SandboxCreationError
+from securekube.kubelet.runtime import (PodRunState, PodRuntime, PodStatusView, SandboxCreationError,
+                                        image_pull_policy)
 
 log = logging.getLogger("securekube.kubelet")
 INITIAL_BACKOFF_SECONDS = 10
@@ -43,12 +52,15 @@ class LogUnavailable(LookupError):
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """What every pod worker shares: the runtime, the API client and this node's address."""
+    """What every pod worker shares: the runtime, the API client, this node's address, its event recorder."""
 
     runtime: PodRuntime
     client: ApiClient
     host_ip: str
     sync_seconds: float = 1.0
+    events: EventRecorder | None = None  # None: no events (tests of the pod's life alone)
+    # Whether the runtime already holds an image, to tell "already present" from a pull in events.
+    image_present: Callable[[str], bool] | None = None
 
 
 def _now() -> str:
@@ -73,6 +85,7 @@ class PodWorker:
         self._stopping = False
         self._wake = threading.Event()
         self._state: PodRunState | None = None
+        self._view: PodStatusView | None = None  # the runtime's last answer: which containers run
         self._settled = False  # rejected, or finished and its sandbox stopped: nothing more to run
         self._reported: dict[str, Any] | None = None
         self._start_time = ""
@@ -143,6 +156,7 @@ class PodWorker:
                 return
         assert self._state is not None
         view = self._restart_exited(pod, self._context.runtime.status(self._state))
+        self._view = view
         self._pod_ip = view.pod_ip or self._pod_ip
         if view.phase in TERMINAL_PHASES:
             # Done: free its network and processes; the containers (and logs) stay until deletion.
@@ -157,10 +171,12 @@ class PodWorker:
         if time.monotonic() < self._sandbox_retry_at:
             return False
         self._start_time = self._start_time or _now()
+        pulls = {str(c.get("name")): self._will_pull(c) for c in (pod.get("spec") or {}).get("containers") or ()}
         try:
             self._state = self._context.runtime.run_pod(pod)
         except PodAdmissionError as refusal:
             log.warning("pod %s/%s rejected: %s: %s", *self.name, refusal.reason, refusal.message)
+            self._record(pod, rejected_event(refusal.reason, refusal.message))
             self._settled = True
             self._report(pod, rejected_status(pod, refusal.reason, refusal.message,
                                               host_ip=self._context.host_ip, now=self._start_time))
@@ -170,8 +186,35 @@ class PodWorker:
             delay = min(MAX_SANDBOX_RETRY_SECONDS, 2.0 ** self._sandbox_failures)
             self._sandbox_retry_at = time.monotonic() + delay
             log.warning("pod %s/%s: %s; retrying in %.0f s", *self.name, error, delay)
+            self._record(pod, sandbox_failed_event(str(error)))
             return False
+        for run in self._state.containers:
+            self._record_all(pod, container_start_events(run, pulls.get(run.name)))
         return True
+
+    # ---- events --------------------------------------------------------------------------------
+
+    def _record(self, pod: dict[str, Any], event: KubeletEvent) -> None:
+        if self._context.events is not None:
+            self._context.events.record(event.reference(pod), event.event_type, event.reason, event.message)
+
+    def _record_all(self, pod: dict[str, Any], events: list[KubeletEvent]) -> None:
+        for event in events:
+            self._record(pod, event)
+
+    def _will_pull(self, container: dict[str, Any]) -> bool | None:
+        """Whether the runtime is about to pull the container's image (None: cannot tell)."""
+        if self._context.events is None:
+            return None
+        policy = image_pull_policy(container)
+        if policy in ("Always", "Never"):
+            return policy == "Always"
+        if self._context.image_present is None:
+            return None
+        try:
+            return not self._context.image_present(str(container.get("image", "")))
+        except (CriError, OSError):
+            return None  # only an event's wording depends on it; the runtime decides for itself
 
     def _restartable(self, pod: dict[str, Any], exit_code: int | None) -> bool:
         policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
@@ -184,11 +227,19 @@ class PodWorker:
             if container.state != "terminated" or not self._restartable(pod, container.exit_code):
                 continue
             now = time.monotonic()
-            due = self._restart_at.setdefault(container.name, now + self._backoff.get(container.name, 0))
-            if now < due:
+            if container.name not in self._restart_at:
+                delay = self._backoff.get(container.name, 0)
+                self._restart_at[container.name] = now + delay
+                if delay:  # once per back-off period; repeats count up on the one Event
+                    self._record(pod, backoff_event(container.name, pod))
+            if now < self._restart_at[container.name]:
                 continue
             self._last_states[container.name] = terminated_view(container)
+            spec = next((c for c in (pod.get("spec") or {}).get("containers") or ()
+                         if c.get("name") == container.name), {})
+            pulled = self._will_pull(spec)
             self._state = self._context.runtime.restart_container(pod, self._state, container.name)
+            self._record_all(pod, container_start_events(self._state.container(container.name), pulled))
             current = self._backoff.get(container.name, 0)
             self._backoff[container.name] = min(MAX_BACKOFF_SECONDS, max(INITIAL_BACKOFF_SECONDS, current * 2))
             self._restart_at.pop(container.name, None)
@@ -220,6 +271,8 @@ class PodWorker:
         grace = 0 if gone else meta.get("deletionGracePeriodSeconds")
         if self._state is not None:
             runtime = self._context.runtime
+            for running in (c.name for c in (self._view.containers if self._view else ()) if c.state == "running"):
+                self._record(pod, killing_event(running))
             runtime.kill_pod(self._state, grace_seconds=grace if isinstance(grace, int) else None, remove=False)
             if not gone:
                 view = runtime.status(self._state)

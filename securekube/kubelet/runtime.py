@@ -136,6 +136,14 @@ class ContainerStatusView:
 
 
 @dataclass(frozen=True)
+class ContainerLogFile:
+    """A container attempt's CRI log file, and the runtime's ID for it ("" once it has been removed)."""
+
+    path: Path
+    container_id: str
+
+
+@dataclass(frozen=True)
 class PodStatusView:
     """A pod's phase, IP and container states as the runtime reports them."""
 
@@ -444,6 +452,44 @@ class PodRuntime:
         if not path.exists():
             return ""
         return read_container_log(path, tail_lines=tail_lines, stream=stream)
+
+    def find_container_log(self, pod_uid: str, container: str, previous: bool = False) -> ContainerLogFile | None:
+        """Where the log of a container's current attempt is (or of the attempt before, with `previous`).
+
+        Found as upstream's kubelet finds it: the runtime's container for the pod and name (the
+        newest attempt), and the log path its ContainerStatus reports. None if the runtime has no
+        such container, or no earlier attempt for `previous`. Raises CriError if the runtime fails.
+        """
+        found = self._cri.list_containers(labels={LABEL_POD_UID: pod_uid, LABEL_CONTAINER_NAME: container})
+        if not found:
+            return None
+        current = max(found, key=lambda c: (c.metadata.attempt, c.created_at))
+        try:
+            status = self._cri.container_status(current.id)
+        except CriNotFound:
+            return None  # removed since it was listed
+        if not status.log_path:
+            return None
+        path = Path(status.log_path)
+        if not previous:
+            return ContainerLogFile(path=path, container_id=current.id)
+        if current.metadata.attempt == 0:
+            return None
+        # A restart removes the old container but keeps its file, <name>/<attempt>.log as
+        # _start_container names it, next to the current one.
+        return ContainerLogFile(path=path.with_name(f"{current.metadata.attempt - 1}.log"), container_id="")
+
+    def container_running(self, container_id: str) -> bool:
+        """Whether the runtime reports the container as running (upstream's test for following its log).
+
+        A container the runtime no longer knows is not running; other runtime failures raise CriError.
+        """
+        if not container_id:
+            return False
+        try:
+            return self._cri.container_status(container_id).state == pb.CONTAINER_RUNNING
+        except CriNotFound:
+            return False
 
     # ---- stopping --------------------------------------------------------------------------
 

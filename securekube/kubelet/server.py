@@ -6,28 +6,38 @@ server through a SubjectAccessReview (upstream's mapping: /logs/* is nodes/log, 
 nodes/proxy, for this node's name), no read-only port, and a serving certificate from the cluster
 CA so the API server can verify whom it talks to.
 
-Served: `GET /containerLogs/{namespace}/{pod}/{container}` (tailLines, previous) and `GET /healthz`.
+Served: `GET /containerLogs/{namespace}/{pod}/{container}` and `GET /healthz`. The log takes
+upstream's PodLogOptions (follow, previous, timestamps, sinceSeconds, sinceTime, tailLines,
+limitBytes) and is sent as it is read, in chunks (Transfer-Encoding: chunked); with follow it goes
+on while the container runs, and stops early when the client goes away or the server stops.
 Each connection is a thread; the TLS handshake happens in that thread, with a timeout, so a slow
 client cannot hold up the others.
 """
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from securekube.api import podlogoptions
+from securekube.api.errors import ApiError
+from securekube.api.podlogoptions import PodLogOptions
 from securekube.kubelet.apiclient import ApiClient, ApiClientError
 from securekube.kubelet.pod_worker import LogUnavailable
 
 log = logging.getLogger("securekube.kubelet.server")
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
+# How long a log stream waits for a client that does not read (upstream's kubelet allows hours; a
+# reader stalled this long is taken for gone, and its thread is freed).
+STREAM_WRITE_TIMEOUT_SECONDS = 300.0
 TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
                  "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305")
 _METHOD_VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
@@ -36,8 +46,18 @@ SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
 # (username, groups, verb, subresource) -> (allowed, reason)
 Authorize = Callable[[str, tuple[str, ...], str, str], tuple[bool, str]]
-# (namespace, pod, container, tail lines, previous) -> the log text; LogUnavailable when it cannot
-Logs = Callable[[str, str, str, "int | None", bool], str]
+
+
+class LogStream(Protocol):
+    """A container's log being served: chunks of output (ending early once `cancelled()`), then close()."""
+
+    def chunks(self, cancelled: Callable[[], bool]) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+# (namespace, pod, container, options) -> the log to stream; LogUnavailable when there is none to serve
+Logs = Callable[[str, str, str, PodLogOptions], LogStream]
 
 
 @dataclass(frozen=True)
@@ -85,6 +105,32 @@ def sar_authorizer(client: ApiClient, node_name: str) -> Authorize:
     return authorize
 
 
+def peer_gone(connection: ssl.SSLSocket) -> bool:
+    """Whether the client of a log stream has gone away.
+
+    While a log streams the client only reads, so anything readable on the connection is its close
+    (or bytes it should not send, which end the stream as well). A TLS record that carries no
+    application data (a key update) is not a close.
+    """
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    if not readable:
+        return False
+    timeout = connection.gettimeout()
+    connection.settimeout(0)
+    try:
+        connection.recv(1)
+        return True
+    except ssl.SSLWantReadError:
+        return False
+    except OSError:
+        return True
+    finally:
+        connection.settimeout(timeout)
+
+
 def identity_of(peer: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     """(user, groups) of a verified client certificate, mapped as the API server maps them (CN, O)."""
     names, groups = [], []
@@ -118,6 +164,29 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _stream(self, stream: LogStream, closing: threading.Event) -> None:
+        """Sends a log as chunks while it is read; a failure half-way drops the connection, so that the
+        client sees a cut-off stream rather than a complete-looking one."""
+        connection: ssl.SSLSocket = self.connection  # type: ignore[assignment]
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            # The connection is watched for the client's close while the log streams: not reusable after.
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            connection.settimeout(STREAM_WRITE_TIMEOUT_SECONDS)
+            for chunk in stream.chunks(lambda: closing.is_set() or peer_gone(connection)):
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError as exc:  # the client went away, or the log file could not be read
+            log.info("kubelet API: log stream to %s ended early: %s", self.address_string(), exc.__class__.__name__)
+        finally:
+            stream.close()
+
     def _handle(self) -> None:
         path = urlsplit(self.path).path
         verb = _METHOD_VERBS.get(self.command, "")
@@ -150,6 +219,7 @@ class _TlsServer(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.ctx, self.authorize, self.logs = ctx, authorize, logs
+        self.closing = threading.Event()  # set on stop: log streams still running end
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The handshake runs here, in the connection's own thread, never in the accept loop.
@@ -176,18 +246,21 @@ class _TlsServer(ThreadingHTTPServer):
         if verb != "get":
             handler._reply(405, "405 method not allowed")
             return
-        query = parse_qs(urlsplit(handler.path).query)
-        tail = query.get("tailLines", [""])[-1]
-        if tail and not tail.isdigit():
-            handler._reply(400, f"tailLines: invalid value {tail!r}: must be a non-negative integer")
-            return
-        previous = query.get("previous", ["false"])[-1] in ("true", "1")
+        namespace, pod, container = parts[2:]
         try:
-            text = self.logs(parts[2], parts[3], parts[4], int(tail) if tail else None, previous)
+            options = podlogoptions.parse(parse_qs(urlsplit(handler.path).query, keep_blank_values=True), pod)
+            stream = self.logs(namespace, pod, container, options)
+        except ApiError as refused:
+            handler._reply(refused.code, refused.message)
+            return
         except LogUnavailable as missing:
             handler._reply(missing.code, missing.message)
             return
-        handler._reply(200, text)
+        except OSError as exc:
+            log.warning("kubelet API: the log of %s/%s/%s cannot be opened: %s", namespace, pod, container, exc)
+            handler._reply(500, f'the log of container "{container}" in pod "{pod}" cannot be read')
+            return
+        handler._stream(stream, self.closing)
 
 
 class KubeletServer:
@@ -218,6 +291,7 @@ class KubeletServer:
 
     def stop(self) -> None:
         if self._server is not None:
+            self._server.closing.set()
             self._server.shutdown()
             self._server.server_close()
             self._server = None

@@ -5,6 +5,7 @@ from typing import Callable
 
 from securekube.api import errors
 from securekube.registry.catalog import Catalog
+from securekube.registry.resource import Strategy
 from securekube.registry.store import Store, ValueTransformer
 from securekube.storage.interfaces import Storage
 
@@ -18,19 +19,28 @@ class Registry:
         self._stores = {s.type: Store(storage, s, transformer_for(s.type.plural, s.type.group))
                         for s in self.catalog.strategies}
 
+        self._transformer_for = transformer_for
+
     def store(self, group: str, version: str, plural: str) -> Store | None:
         strategy = self.catalog.by_resource(group, version, plural)
-        return self._stores[strategy.type] if strategy else None
+        return self._store_of(strategy) if strategy else None
 
     def store_for_kind(self, group: str, kind: str) -> Store:
         strategy = self.catalog.by_kind(group, kind)
         if strategy is None:
             raise KeyError(f"{kind}.{group}")
-        return self._stores[strategy.type]
+        return self._store_of(strategy)
+
+    def _store_of(self, strategy: Strategy) -> Store:
+        store = self._stores.get(strategy.type)
+        if store is None or store.strategy is not strategy:  # a kind registered at run time
+            t = strategy.type
+            store = self._stores[t] = Store(self.storage, strategy, self._transformer_for(t.plural, t.group))
+        return store
 
     @property
     def stores(self) -> list[Store]:
-        return list(self._stores.values())
+        return [self._store_of(s) for s in self.catalog.strategies]
 
     def check_namespace_accepts_content(self, namespace: str) -> None:
         """NamespaceLifecycle: no new objects in a namespace that is missing or being deleted."""

@@ -27,6 +27,8 @@ class ResourceType:
     subresources: tuple[str, ...] = ()  # the subresources served (and listed in discovery)
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+    # Served like a custom resource (a CRD's): stored under /registry/<group>/<resource>/.
+    custom: bool = False
 
     @property
     def api_version(self) -> str:
@@ -43,8 +45,9 @@ class ResourceType:
 
     def storage_prefix(self, namespace: str = "") -> str:
         """Key prefix in the upstream layout: /registry/<resource>/[<namespace>/]."""
-        # Built-in kinds live under /registry/<resource>/ whatever their group, as upstream.
-        base = f"/registry/{self.plural}/"
+        # Built-in kinds live under /registry/<resource>/ whatever their group, custom resources
+        # under /registry/<group>/<resource>/, as upstream.
+        base = f"/registry/{self.group}/{self.plural}/" if self.custom else f"/registry/{self.plural}/"
         return f"{base}{namespace}/" if self.namespaced and namespace else base
 
     def storage_key(self, namespace: str, name: str) -> str:

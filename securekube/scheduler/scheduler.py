@@ -6,15 +6,21 @@ node (see fit.py) with the fewest pods, through the same code as `POST pods/NAME
 (`bind_pod`), so a binding is written once and a pod that is already bound or being deleted is
 left alone. A pod that fits nowhere gets PodScheduled=False, reason Unschedulable, with upstream's
 summary, and is tried again when a node changes.
+
+Each decision is also told in an Event on the pod, as upstream's scheduler does: `Scheduled`
+("Successfully assigned NS/POD to NODE") or `FailedScheduling` (the summary), from
+default-scheduler; a recurring failure counts up on one Event.
 """
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections import Counter
 
 from securekube.api.errors import ApiError
 from securekube.controllers.keyqueue import KeyQueue
+from securekube.events import NORMAL, WARNING, EventRecorder, EventSource, StoreEventSink, object_reference
 from securekube.registry.informer import Informer
 from securekube.registry.kinds.pods import bind_pod, set_condition
 from securekube.registry.registry import Registry
@@ -34,10 +40,18 @@ def is_pending(pod: dict) -> bool:
             and (spec.get("schedulerName") or SCHEDULER_NAME) == SCHEDULER_NAME)
 
 
-class Scheduler:
-    """Binds pending pods; `start()` it, `stop()` it."""
+def scheduler_events(registry: Registry) -> EventRecorder:
+    """The scheduler's event recorder: into the registry, as default-scheduler (instance named by host, as upstream)."""
+    return EventRecorder(StoreEventSink(registry.store_for_kind("", "Event")),
+                         EventSource(SCHEDULER_NAME, instance=f"{SCHEDULER_NAME}-{socket.gethostname()}"))
 
-    def __init__(self, registry: Registry) -> None:
+
+class Scheduler:
+    """Binds pending pods; `start()` it, `stop()` it. Without a `recorder` it records events with its own."""
+
+    def __init__(self, registry: Registry, recorder: EventRecorder | None = None) -> None:
+        self._owns_events = recorder is None
+        self._events = recorder or scheduler_events(registry)
         self._pods = registry.store_for_kind("", "Pod")
         self._lock = threading.Lock()
         self._nodes: dict[str, dict] = {}
@@ -48,6 +62,8 @@ class Scheduler:
         self._pod_informer = Informer(self._pods, self._pod_event, name="scheduler-pods")
 
     def start(self) -> None:
+        if self._owns_events:
+            self._events.start()
         self._queue.start()
         self._node_informer.start()
         self._pod_informer.start()
@@ -56,6 +72,8 @@ class Scheduler:
         self._pod_informer.stop()
         self._node_informer.stop()
         self._queue.stop()
+        if self._owns_events:
+            self._events.close()
 
     # -- caches ---------------------------------------------------------------------------------
     def _node_event(self, event_type: str, obj: dict) -> None:
@@ -119,6 +137,7 @@ class Scheduler:
         node, why = self.pick_node(pod)
         if node is None:
             self._mark_unschedulable(namespace, name, why)
+            self._events.record(object_reference(pod, "Pod"), WARNING, "FailedScheduling", why)
             self._queue.add_after(key, RETRY_UNSCHEDULABLE_SECONDS)
             return
         try:
@@ -131,6 +150,8 @@ class Scheduler:
         with self._lock:
             self._bound[key] = node
             self._pending.discard(key)
+        self._events.record(object_reference(pod, "Pod"), NORMAL, "Scheduled",
+                            f"Successfully assigned {namespace}/{name} to {node}")
         log.info("pod %s/%s bound to node %s", namespace, name, node)
 
     def _mark_unschedulable(self, namespace: str, name: str, message: str) -> None:

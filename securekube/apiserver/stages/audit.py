@@ -8,16 +8,18 @@ Failed authentication is recorded through `record_failed_authentication`.
 Durability: a mutating request's RequestReceived event is durable before the request goes
 further, and its ResponseComplete event before the response is released to the client, so an
 acknowledged write always has its audit record (nothing lost, also on a crash). Reads are
-answered first and recorded right after.
+answered first and recorded right after. Long-running requests (watch, and upstream's long-running
+subresources such as pods/log) stream: ResponseStarted when the response begins, ResponseComplete
+when it ends.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
+from concurrent.futures import Future
 from typing import Any, Callable
-
-from starlette.concurrency import run_in_threadpool
 
 from securekube.apiserver.requestinfo import request_info
 from securekube.apiserver.stages.authorization import attributes_for
@@ -29,10 +31,13 @@ from securekube.authz.interfaces import Verdict
 log = logging.getLogger("securekube.audit")
 MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 STREAMING_VERBS = frozenset({"watch"})
+# Upstream's long-running subresources: their responses stream, so nothing of them is held back.
+LONG_RUNNING_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
 ANONYMOUS = UserInfo(username="system:anonymous", groups=("system:unauthenticated",))
 
-# events -> returns once they are durable (AuditLog.append); raising means "not recorded".
-Sink = Callable[[list[dict]], None]
+# events -> a future that completes once they are durable (AuditLog.submit); a failed future or
+# an exception means "not recorded".
+Sink = Callable[[list[dict]], "Future[None]"]
 
 
 def _header(scope: dict, name: bytes) -> str:
@@ -79,7 +84,7 @@ class AuditStage:
             self._sink([self._event(scope, decision, ev.STAGE_RESPONSE_COMPLETE, ANONYMOUS, received=received,
                                     status=ev.response_status(401, status="Failure", message="Unauthorized",
                                                               reason="Unauthorized"),
-                                    annotations={"authentication.securekube.io/failure": reason})])
+                                    annotations={"authentication.securekube.io/failure": reason})]).result()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -93,7 +98,7 @@ class AuditStage:
             await self.app(scope, receive, send)
             return
         mutating = info.verb in MUTATING_VERBS
-        streaming = info.verb in STREAMING_VERBS
+        streaming = info.verb in STREAMING_VERBS or info.subresource in LONG_RUNNING_SUBRESOURCES
         if decision.records(ev.STAGE_REQUEST_RECEIVED):
             first = self._event(scope, decision, ev.STAGE_REQUEST_RECEIVED, user, received=received)
             # Nothing goes further until the attempt is on record.
@@ -145,7 +150,7 @@ class AuditStage:
                     if decision.records(ev.STAGE_RESPONSE_STARTED):
                         started = self._event(scope, decision, ev.STAGE_RESPONSE_STARTED, user, received=received,
                                               status=ev.response_status(status_code))
-                        await run_in_threadpool(self._sink, [started])
+                        await self._write([started])
                     await send(message)
                 else:
                     held.append(message)  # released with the body, after the event is durable
@@ -183,4 +188,4 @@ class AuditStage:
     async def _write(self, events: list[dict | None]) -> None:
         events = [e for e in events if e is not None]
         if events:
-            await run_in_threadpool(self._sink, events)
+            await asyncio.wrap_future(self._sink(events))

@@ -14,9 +14,13 @@ from securekube.admission.interfaces import AdmissionError
 from securekube.admission.noderestriction import NodeRestriction
 from securekube.admission.opa import ANNOTATION_PREFIX, RegoAdmission, RegoAdmissionConfig
 from securekube.admission.podsecurity import PodSecurityAdmission
+from securekube.admission.policy_objects import PolicyObjects
 from securekube.policy.embedded import EmbeddedOpaEngine
 from securekube.policy.interfaces import PolicyCompileError
 from securekube.policy.loader import Policy, read_policies
+from securekube.registry.registry import Registry
+from securekube.storage.sqlite import SqliteStorage
+from securekube.storage.transform.identity import IdentityTransformer
 from tests.unit.admission.admission_requests import namespace, pod, pod_request, request
 
 NO_LATEST = """package securekube.admission.no_latest
@@ -162,6 +166,38 @@ def test_an_undefined_deny_denies(engine: EmbeddedOpaEngine, tmp_path: Path) -> 
     admission.set_policies(policies(engine, tmp_path, partial=source))
     with pytest.raises(AdmissionError, match="admission policy partial could not decide \\('deny' is undefined\\)"):
         admission.validating.validate(pod_request(pod()))
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ('deny := "no"\n', "'deny' is not a set of messages"),
+    ('deny contains "x" if input.never\n\nwarn := {"w"} if input.never\n', "'warn' is undefined"),
+    ('deny contains "x" if input.never\n\nwarn := "w"\n', "'warn' is not a set of messages"),
+])
+def test_a_malformed_answer_denies(engine: EmbeddedOpaEngine, tmp_path: Path, source: str, reason: str) -> None:
+    admission = RegoAdmission(engine, RegoAdmissionConfig(eval_timeout=5))
+    admission.set_policies(policies(engine, tmp_path, odd="package securekube.admission.odd\n\n" + source,
+                                    no_latest=NO_LATEST))
+    with pytest.raises(AdmissionError, match=f"admission policy odd could not decide \\({reason}\\)"):
+        admission.validating.validate(pod_request(pod()))
+
+
+def test_every_policy_answers_in_one_evaluation(engine: EmbeddedOpaEngine, tmp_path: Path) -> None:
+    # Two denying, one warning, one silent, one with parameters: each gets its own messages.
+    sources = {
+        "first": 'deny contains "first says no" if true\n',
+        "second": 'deny contains msg if {\n\tsome msg in ["second says no", "and again"]\n}\n',
+        "warner": 'deny contains "never" if input.never\n\nwarn contains "careful" if true\n',
+        "quiet": 'deny contains "never" if input.never\n',
+        "limit": 'deny contains sprintf("over %d", [input.parameters.max]) if input.parameters.max < 3\n',
+    }
+    admission = RegoAdmission(engine, RegoAdmissionConfig(eval_timeout=5))
+    admission.set_policies(policies(engine, tmp_path, **{name: f"package securekube.admission.{name}\n\n{rego}"
+                                                         for name, rego in sources.items()}), {"limit": {"max": 2}})
+    decision = admission.decide(pod_request(pod()))
+    assert sorted((f.name, f.action, f.message) for f in decision.findings) == [
+        ("first", "deny", "first says no"), ("limit", "deny", "over 2"), ("second", "deny", "and again"),
+        ("second", "deny", "second says no"), ("warner", "warn", "careful")]
+    assert sorted(decision.policies) == ["first", "limit", "quiet", "second", "warner"]
 
 
 def test_invalid_rego_is_refused_with_file_line_column_and_nothing_changes(
@@ -367,9 +403,12 @@ def test_check_refuses_what_replace_would_without_installing(gatekeeper: RegoAdm
         gatekeeper.check(constraints=[{**constraint("x"), "kind": "K8sOther"}])
 
 
-def test_the_standard_chain_patches_before_pod_security_and_policies_judge(rego: RegoAdmission) -> None:
-    chain = standard_chain(rego=rego, pod_security=PodSecurityAdmission(), node_restriction=NodeRestriction())
-    assert chain.stage_names == ("OPAMutation", "NodeRestriction", "PodSecurity", "OPAValidation")
+def test_the_standard_chain_patches_before_pod_security_and_policies_judge(rego: RegoAdmission,
+                                                                          tmp_path: Path) -> None:
+    registry = Registry(SqliteStorage(tmp_path / "state.db"), lambda resource, group: IdentityTransformer())
+    chain = standard_chain(rego=rego, pod_security=PodSecurityAdmission(), node_restriction=NodeRestriction(),
+                           policy_objects=PolicyObjects(registry, rego))
+    assert chain.stage_names == ("OPAMutation", "NodeRestriction", "PodSecurity", "PolicyObjects", "OPAValidation")
     result = chain.admit(pod_request(pod(), namespace_labels={"pod-security.kubernetes.io/warn": "baseline"}))
     assert result.object["metadata"]["labels"] == {"team": "platform"}
     assert result.audit_annotations["pod-security.kubernetes.io/enforce-policy"] == "privileged:latest"
