@@ -9,8 +9,9 @@ import logging
 import signal
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import uvicorn
@@ -49,7 +50,7 @@ from securekube.pki.certs import load_certificate
 from securekube.pki.layout import PkiPaths
 from securekube.pki.revocation import RevocationList
 from securekube.policy.embedded import EmbeddedOpaEngine
-from securekube.policy.interfaces import PolicyEngine
+from securekube.policy.interfaces import PolicyEngine, PolicyError
 from securekube.policy.loader import read_policies
 from securekube.policy.remote import RemoteEngine, RemoteEngineConfig
 from securekube.admission.chain import standard_chain
@@ -97,6 +98,8 @@ class ControlPlaneConfig:
     node_monitor_grace_period: float = 40.0
     # Evaluate admission policies on this OPA server (its REST API over TLS) instead of in-process.
     remote_opa: RemoteEngineConfig | None = None
+    # Parameters of the shipped admission policies (policy name -> input.parameters).
+    admission_parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class ControlPlane:
@@ -136,7 +139,10 @@ class ControlPlane:
         authorizer = UnionAuthorizer(self.nodes, opa, PrivilegedGroupAuthorizer(), self.rbac)
         reviews = Reviews(authorizer, self.tokens, rules_for=self._rules_review)
         rego = RegoAdmission(self.admission_engine, RegoAdmissionConfig(eval_timeout=POLICY_TIMEOUT_SECONDS))
-        rego.set_policies([p for p in shipped if p.is_admission])
+        try:
+            rego.set_policies([p for p in shipped if p.is_admission], config.admission_parameters)
+        except ValueError as exc:  # e.g. parameters for a policy that does not exist: refuse to start
+            raise PolicyError(f"admission parameters: {exc}") from None
         rego.verify()
         # ConstraintTemplates and Constraints stored as API objects join the shipped policies.
         self.policy_objects = PolicyObjects(self.registry, rego)

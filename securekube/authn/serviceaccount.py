@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import functools
 import hashlib
 import json
 import math
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -246,30 +247,51 @@ class ServiceAccountTokenAuthenticator:
         if verified_cache_size < 0:
             raise ValueError("verified_cache_size must not be negative")
         # Per instance, so a new key set (a new authenticator) never sees an old verdict; only
-        # tokens that verified are stored (lru_cache does not keep exceptions), which bounds it
-        # to tokens we really issued.
-        self._verified = functools.lru_cache(maxsize=verified_cache_size)(self._verify)
+        # tokens that verified are stored, which bounds it to tokens we really issued.
+        self._verified: OrderedDict[str, _VerifiedToken] = OrderedDict()
+        self._verified_max = verified_cache_size
+        self._verified_lock = threading.Lock()
 
     def authenticate(self, creds: Credentials) -> UserInfo | None:
         token = _bearer_token(creds.authorization)
         if token is None or len(token) > MAX_TOKEN_LENGTH or not _JWS_COMPACT.fullmatch(token):
             return None
-        unverified = _json_object(token.split(".")[1])
-        if unverified is None or unverified.get("iss") != self._issuer:
-            return None
-        verified = self._verified(token)
+        verified = self._remembered(token)
+        if verified is None:
+            header_b64, payload_b64, signature_b64 = token.split(".")
+            # Parsed once: the signature check below covers exactly these bytes.
+            claims = _json_object(payload_b64)
+            if claims is None or claims.get("iss") != self._issuer:
+                return None
+            verified = self._verify(header_b64, payload_b64, signature_b64, claims)
+            self._remember(token, verified)
         self._check_times(verified)
         self._check_objects_still_exist(verified.subject)
         return verified.subject.user_info()
 
-    def _verify(self, token: str) -> _VerifiedToken:
-        """The signature and every claim check that does not depend on the time or the cluster's objects."""
-        header_b64, payload_b64, signature_b64 = token.split(".")
+    def _remembered(self, token: str) -> _VerifiedToken | None:
+        with self._verified_lock:
+            verified = self._verified.get(token)
+            if verified is not None:
+                self._verified.move_to_end(token)
+            return verified
+
+    def _remember(self, token: str, verified: _VerifiedToken) -> None:
+        if self._verified_max == 0:
+            return
+        with self._verified_lock:
+            self._verified[token] = verified
+            if len(self._verified) > self._verified_max:
+                self._verified.popitem(last=False)
+
+    def _verify(self, header_b64: str, payload_b64: str, signature_b64: str,
+                claims: Mapping[str, Any]) -> _VerifiedToken:
+        """The signature and every claim check that does not depend on the time or the cluster's objects.
+
+        `claims` is the payload segment parsed; it is trusted only once the signature over that
+        segment has verified.
+        """
         self._verify_signature(header_b64, payload_b64, signature_b64)
-        # Parsed again from the bytes just verified, so nothing unverified is carried over.
-        claims = _json_object(payload_b64)
-        if claims is None or claims.get("iss") != self._issuer:
-            raise AuthenticationError("serviceaccount: token claims are not a JSON object with our issuer")
         self._check_audience(claims)
         exp, nbf, iat = (_numeric_date(claims, name) for name in ("exp", "nbf", "iat"))
         return _VerifiedToken(exp, nbf, iat, _Subject.from_claims(claims))

@@ -226,7 +226,8 @@ def _collect(paths: Sequence[str], engine: EmbeddedOpaEngine) -> _PolicySet:
     return found
 
 
-def _parameters(path: str | None) -> dict[str, Mapping[str, Any]]:
+def read_parameters(path: str | None) -> dict[str, Mapping[str, Any]]:
+    """A --parameters / --admission-parameters file: policy name -> that policy's input.parameters."""
     if not path:
         return {}
     documents = _read_documents(Path(path))
@@ -256,7 +257,7 @@ def _judge(args: argparse.Namespace, engine: EmbeddedOpaEngine, *, pod_security_
         raise CliError(f"no admission policies or Gatekeeper templates found in {', '.join(args.policy)}")
     rego = RegoAdmission(engine, RegoAdmissionConfig(eval_timeout=OFFLINE_TIMEOUT))
     try:
-        rego.replace(policies=found.policies, parameters=_parameters(args.parameters), templates=found.templates,
+        rego.replace(policies=found.policies, parameters=read_parameters(args.parameters), templates=found.templates,
                      constraints=found.constraints)
     except PolicyError as exc:
         raise CliError(with_columns(str(exc))) from None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from securekube.cli.datadir import DataDir
 from securekube.cli.errors import CliError
 from securekube.cli.upnode import add_arguments as add_node_arguments
-from securekube.cli.upnode import plan_node
+from securekube.cli.upnode import plan_node, registry_cas
 
 if TYPE_CHECKING:
     from securekube.audit.webhook import WebhookTarget
@@ -37,6 +37,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     opa.add_argument("--opa-client-key-file", type=Path, metavar="FILE", help="its private key")
     opa.add_argument("--opa-token-file", type=Path, metavar="FILE",
                      help="a file holding the bearer token the OPA server requires")
+    parser.add_argument("--admission-parameters", metavar="FILE",
+                        help="YAML mapping of shipped policy name to its parameters (input.parameters), e.g. "
+                             "allowed-image-registries: {registries: [...]}; the same file `policy eval "
+                             "--parameters` reads")
     parser.add_argument("--node-monitor-grace-period", type=float, default=40.0, metavar="SECONDS",
                         help="seconds without a kubelet lease renewal before its node is marked unreachable "
                              "(default 40, as upstream)")
@@ -125,6 +129,7 @@ def remote_opa_config(args: argparse.Namespace) -> "RemoteEngineConfig | None":
 
 def run(args: argparse.Namespace) -> int:
     from securekube.apiserver.controlplane import ControlPlaneConfig, serve
+    from securekube.cli.policy import read_parameters
     from securekube.apiserver.tls import ServingCerts
     from securekube.pki.errors import PkiError
     from securekube.pki.layout import PkiPaths
@@ -140,16 +145,18 @@ def run(args: argparse.Namespace) -> int:
     server_url = f"https://{args.host}:{args.port}"
     webhook = audit_webhook_target(args.audit_webhook_config_file) if args.audit_webhook_config_file else None
     remote_opa = remote_opa_config(args)
+    parameters = read_parameters(args.admission_parameters)
+    trusted_registries = registry_cas(args.registry_ca)
     prepare(data_dir, server_url)
     pki = PkiPaths(data_dir.pki)
     config = ControlPlaneConfig(
         database=data_dir.database, encryption_config=data_dir.encryption_config, pki_dir=data_dir.pki,
         serving=ServingCerts(str(pki.cert("apiserver")), str(pki.key("apiserver")), str(pki.cert("ca"))),
         host=args.host, port=args.port, audit_log=data_dir.audit_log, audit_policy=args.audit_policy,
-        audit_webhook=webhook, remote_opa=remote_opa,
+        audit_webhook=webhook, remote_opa=remote_opa, admission_parameters=parameters,
         node_monitor_grace_period=args.node_monitor_grace_period)
 
-    node = plan_node(args, data_dir, server_url, _step)
+    node = plan_node(args, data_dir, server_url, _step, trusted_registries)
 
     def ready() -> None:
         if node is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 from securekube.cli.datadir import DataDir
 
@@ -22,13 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-name", default=None, help="name of the local node (default: this host's name)")
     parser.add_argument("--kubelet-port", type=int, default=10250,
                         help="port of the node's kubelet API on 127.0.0.1 (default 10250; 0 picks a free one)")
+    parser.add_argument("--registry-ca", action="append", default=[], metavar="HOST[:PORT]=CAFILE",
+                        help="trust the image registry at HOST[:PORT] (HTTPS only) with the CA certificate in "
+                             "CAFILE; repeatable. Written as containerd's certs.d/HOST/hosts.toml")
 
 
 class UpNode:
     """The local node of `securekube up`: `start()` after the API server listens, `stop()` after it stopped."""
 
     def __init__(self, data_dir: DataDir, server_url: str, node_name: str, kubelet_port: int,
-                 report: Callable[[str], None]) -> None:
+                 report: Callable[[str], None], registry_cas: tuple[tuple[str, bytes], ...] = ()) -> None:
         from securekube.kubelet.localnode import LocalNode, LocalNodeConfig
 
         self._data_dir = data_dir
@@ -37,6 +41,7 @@ class UpNode:
                                                server_url=server_url, node_name=node_name,
                                                kubelet_port=kubelet_port), report)
         self._started = False
+        self._registry_cas = registry_cas
 
     def start(self) -> None:
         """Starts and joins the node; on failure reports why and leaves the control plane alone."""
@@ -53,6 +58,7 @@ class UpNode:
                                                description=f"joins node {self._node.config.node_name}")
                 self._node.write_bootstrap_kubeconfig(token, (self._data_dir.pki / "ca.crt").read_bytes())
                 self._report("node: bootstrap token created; joining through TLS bootstrap")
+            self._trust_registries()
             self._started = True
             self._node.start()
         except Exception as exc:  # the cluster still serves; say why there is no node
@@ -64,6 +70,15 @@ class UpNode:
                     delete_bootstrap_token(self._data_dir.admin_kubeconfig, token)
                 except Exception as exc:
                     self._report(f"node: the bootstrap token could not be deleted (it expires in 1 h): {exc}")
+
+    def _trust_registries(self) -> None:
+        from securekube.kubelet.containerd import ContainerdPaths
+        from securekube.kubelet.registries import trust_registry
+
+        certs_dir = ContainerdPaths(self._data_dir.root / "node" / "containerd").registry_config_dir
+        for host, ca_pem in self._registry_cas:
+            trust_registry(certs_dir, host, ca_pem)
+            self._report(f"node: registry {host} trusted (HTTPS, verified with the given CA)")
 
     def stop_agent(self) -> None:
         """Stops the kubelet's API traffic (its open watch) while the API server still runs."""
@@ -78,8 +93,10 @@ class UpNode:
 
 
 def plan_node(args: argparse.Namespace, data_dir: DataDir, server_url: str,
-              report: Callable[[str], None]) -> UpNode | None:
-    """The node to start, or None (having said why) when there is none."""
+              report: Callable[[str], None], trusted_registries: tuple[tuple[str, bytes], ...] = ()) -> UpNode | None:
+    """The node to start, or None (having said why) when there is none.
+
+    `trusted_registries` are the checked --registry-ca options (see `registry_cas`)."""
     from securekube.kubelet.localnode import default_node_name, missing_parts, valid_node_name
 
     if args.no_node:
@@ -95,5 +112,29 @@ def plan_node(args: argparse.Namespace, data_dir: DataDir, server_url: str,
     if args.node_name is not None and not valid_node_name(args.node_name):
         report(f"node: none: --node-name {args.node_name!r} is not a lower-case DNS subdomain")
         return None
-    return UpNode(data_dir, server_url, args.node_name or default_node_name(), args.kubelet_port, report)
+    return UpNode(data_dir, server_url, args.node_name or default_node_name(), args.kubelet_port, report,
+                  trusted_registries)
+
+
+def registry_cas(values: list[str]) -> tuple[tuple[str, bytes], ...]:
+    """The --registry-ca HOST=CAFILE options, each checked and read now (a mistake stops `up` at once)."""
+    from securekube.cli.errors import CliError
+    from securekube.kubelet.registries import RegistryTrustError, ca_certificates, validate_host
+
+    result = []
+    for value in values:
+        host, sep, ca_file = value.partition("=")
+        if not sep or not host or not ca_file:
+            raise CliError(f"--registry-ca {value!r}: expected HOST[:PORT]=CAFILE")
+        try:
+            ca_pem = Path(ca_file).read_bytes()
+        except OSError as exc:
+            raise CliError(f"--registry-ca: cannot read {ca_file}: {exc.strerror}") from None
+        try:
+            validate_host(host)
+            ca_certificates(ca_pem)
+        except RegistryTrustError as exc:
+            raise CliError(f"--registry-ca {host}: {exc}") from None
+        result.append((host, ca_pem))
+    return tuple(result)
 

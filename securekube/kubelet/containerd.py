@@ -6,8 +6,12 @@ disturb containers it did not create, and removing the directory removes the nod
 
 The CRI plugin is configured fail-closed: it is a *required* plugin (containerd refuses to start
 without it), a container whose seccomp profile is left unset still gets the runtime default
-profile, unprivileged ports/ICMP stay privileged, and the only image source is what we import
-locally (the sandbox image included) — there is no registry here.
+profile, and unprivileged ports/ICMP stay privileged. Images come from what we import locally
+(the sandbox image included) and from registries configured in containerd's documented layout,
+`certs.d/<host[:port]>/hosts.toml` (see registries.py): HTTPS with a verified certificate only.
+containerd would pull from a loopback registry over plain HTTP by default, so the portless
+loopback names are pinned to HTTPS at start, and a hosts.toml that allows plain HTTP or
+skip_verify stops the start.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from pathlib import Path
 
 from securekube.kubelet.cri.client import CriClient, CriError, CriTimeouts
 from securekube.kubelet.images import PAUSE_IMAGE
+from securekube.kubelet.registries import PINNED_LOOPBACK_HOSTS, pin_https, registry_config_problems
 
 # AF_UNIX paths are limited to 108 bytes including the NUL; containerd also appends ".ttrpc".
 _MAX_SOCKET_PATH = 100
@@ -238,6 +243,8 @@ def containerd_toml(config: ContainerdConfig, paths: ContainerdPaths, snapshotte
         f"  conf_dir = {_toml_string(str(paths.cni_conf_dir))}",
         "  max_conf_num = 1",
         "",
+        # Registries only through hosts.toml files (no legacy mirrors/configs tables, which
+        # containerd refuses beside config_path); registries.py writes and checks them.
         f"{cri[:-1]}.registry]",
         f"  config_path = {_toml_string(str(paths.registry_config_dir))}",
         "",
@@ -299,6 +306,7 @@ class Containerd:
                 "(Debian: apt-get install containernetworking-plugins)")
 
         self._prepare_directories()
+        self._secure_registry_config()
         snapshotter = self._config.snapshotter or (
             "overlayfs" if overlayfs_works(self._paths.root) else "native")
         self._paths.config.write_text(containerd_toml(
@@ -345,6 +353,15 @@ class Containerd:
             directory.mkdir(parents=True, exist_ok=True)
         # Whoever can reach the socket can run anything as root: keep the directory root-only.
         os.chmod(self._paths.base, 0o700)
+
+    def _secure_registry_config(self) -> None:
+        """Pin the portless loopback registries to HTTPS; refuse to start on an insecure hosts.toml."""
+        certs_dir = self._paths.registry_config_dir
+        for host in PINNED_LOOPBACK_HOSTS:
+            pin_https(certs_dir, host)
+        problems = registry_config_problems(certs_dir)
+        if problems:
+            raise ContainerdError("insecure registry configuration: " + "; ".join(problems))
 
     def _wait_for_socket(self) -> None:
         assert self._process is not None
