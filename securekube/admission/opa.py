@@ -379,12 +379,10 @@ class RegoAdmission:
         snapshot, result = self._evaluate(_VALIDATION_QUERY, request, lambda s: self._applicable(s, request),
                                           timeout=timeout)
         findings: list[Finding] = []
-        answers = result.get("policies") if isinstance(result.get("policies"), Mapping) else {}
+        denies = result.get("denies") if isinstance(result.get("denies"), Mapping) else {}
+        warnings = result.get("warnings") if isinstance(result.get("warnings"), Mapping) else {}
         for policy in snapshot.policies:
-            entry = answers.get(policy.name)
-            if not isinstance(entry, Mapping):
-                raise _EvaluationFailed(policy.name, "the policy gave no answer")
-            findings += _policy_findings(policy, entry)
+            findings += _policy_findings(policy, denies, warnings)
         violations = result.get("constraints") if isinstance(result.get("constraints"), Mapping) else {}
         applicable = self._applicable(snapshot, request)
         matched = [cid for ids in applicable.values() for cid in ids]
@@ -565,7 +563,7 @@ def _build_snapshot(generation: int, stage_id: str, policies: tuple[Policy, ...]
         "",
         f"constraint_parameters := {_rego({c.id: dict(c.parameters) for c in constraints})}",
         "",
-        'validation := {"generation": generation, "policies": policies, "constraints": constraints}',
+        'validation := {"generation": generation, "denies": denies, "warnings": warnings, "constraints": constraints}',
         "",
         'mutation := {"generation": generation, "patches": patches}',
         "",
@@ -575,18 +573,17 @@ def _build_snapshot(generation: int, stage_id: str, policies: tuple[Policy, ...]
         with_parameters = " with input.parameters as parameters[name]" if parameters.get(policy.name) else ""
         return with_parameters + with_inventory
 
-    if not policies:
-        lines.append("policies := {}\n")
-    for policy in policies:
-        deny = f"[d | d := {policy.module.rule_ref(DENY_RULE)}]"
-        body = (f"policies[name] := answer if {{\n\tname := {_rego(policy.name)}\n{inventory_line}"
-                f"\tdeny := {deny}{modifiers(policy)}\n")
-        if policy.defines(WARN_RULE):
-            body += f"\twarn := [w | w := {policy.module.rule_ref(WARN_RULE)}]{modifiers(policy)}\n"
-        else:
-            body += "\twarn := [[]]\n"
-        body += '\tanswer := {"deny": deny, "warn": warn}\n}\n'
-        lines.append(body)
+    # One rule per policy and rule name, whose value is the rule's set as it is: a policy whose
+    # `deny` (or `warn`) is undefined leaves its name out, which _policy_findings reports. Asking
+    # for the set directly, rather than through an array comprehension in an answer object per
+    # policy, measured about a tenth faster for the shipped policies on an allowed pod.
+    for rule, collection in ((DENY_RULE, "denies"), (WARN_RULE, "warnings")):
+        defining = [p for p in policies if p.defines(rule)]
+        if not defining:
+            lines.append(f"{collection} := {{}}\n")
+        for policy in defining:
+            lines.append(f"{collection}[name] := messages if {{\n\tname := {_rego(policy.name)}\n{inventory_line}"
+                         f"\tmessages := {policy.module.rule_ref(rule)}{modifiers(policy)}\n}}\n")
     mutating = [p for p in policies if p.defines(PATCH_RULE)]
     if not mutating:
         lines.append("patches := {}\n")
@@ -619,13 +616,15 @@ def _build_snapshot(generation: int, stage_id: str, policies: tuple[Policy, ...]
                      templates, constraints, modules, owners, uses_inventory)
 
 
-def _policy_findings(policy: Policy, entry: Mapping[str, Any]) -> list[Finding]:
+def _policy_findings(policy: Policy, denies: Mapping[str, Any], warnings: Mapping[str, Any]) -> list[Finding]:
+    """The messages of one policy, from the validation answer's `denies` and `warnings` by policy name."""
     findings = []
-    for rule, action in ((DENY_RULE, DENY), (WARN_RULE, WARN)):
-        wrapped = entry.get(rule)
-        if not isinstance(wrapped, list) or len(wrapped) != 1:
+    for rule, action, answers in ((DENY_RULE, DENY, denies), (WARN_RULE, WARN, warnings)):
+        if rule == WARN_RULE and not policy.defines(WARN_RULE):
+            continue  # it has no `warn` rule, so no warnings (every policy has a `deny` rule)
+        if policy.name not in answers:
             raise _EvaluationFailed(policy.name, f"{rule!r} is undefined")
-        messages = wrapped[0]
+        messages = answers[policy.name]
         if not isinstance(messages, list):
             raise _EvaluationFailed(policy.name, f"{rule!r} is not a set of messages")
         findings += [Finding("policy", policy.name, action, _printable(m)) for m in messages]

@@ -1,12 +1,14 @@
 """The embedded OPA engine: the real OPA evaluates, fails loudly, and never hangs a caller."""
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 
 import pytest
 
-from securekube.policy.embedded import EmbeddedEngineConfig, EmbeddedOpaEngine
+import securekube.policy.embedded as embedded
+from securekube.policy.embedded import BINDING_MODULE, EmbeddedEngineConfig, EmbeddedOpaEngine
 from securekube.policy.interfaces import PolicyCompileError, PolicyError, PolicyTimeout
 
 GREETING = """package demo
@@ -132,6 +134,68 @@ def test_an_input_that_is_not_json_is_refused(engine: EmbeddedOpaEngine) -> None
     engine.load({"demo.rego": GREETING})
     with pytest.raises(PolicyError, match="input document is not JSON"):
         engine.evaluate("x := data.demo.greeting", {"name": object()}, timeout=1)
+
+
+# Values whose JSON text is easy to get subtly wrong on the way from Python to Go and back.
+AWKWARD_INPUT = {"name": "zoë ✓ 🚀", "quoted": 'say "hi"\n\t\\', "nul": "a\x00b", "big": 2**63 + 1, "float": 0.1,
+                 "huge": 1e300, "none": None, "flags": [True, False], "nested": {"list": [1, [2, {"three": 3}]]},
+                 "empty": {}, "empty_list": []}
+ECHO = "package echo\n\ninput_copy := input\n"
+
+
+def test_the_input_reaches_the_policies_exactly_as_given(engine: EmbeddedOpaEngine) -> None:
+    engine.load({"echo.rego": ECHO})
+    assert engine.evaluate("x := data.echo.input_copy", AWKWARD_INPUT, timeout=1) == ({"x": AWKWARD_INPUT},)
+    assert engine.evaluate("x := data.echo.input_copy", {}, timeout=1) == ({"x": {}},)
+    assert engine.evaluate("x := data.echo.input_copy", timeout=1) == ()  # no input: `input` is undefined
+
+
+def test_answers_agree_with_the_bindings_own_eval_query(engine: EmbeddedOpaEngine) -> None:
+    # The engine hands the caller's JSON text to the binding's native call (one conversion
+    # instead of three); its answers must be exactly what the binding's public API gives.
+    binding = importlib.import_module(BINDING_MODULE).OpaEngine()
+    try:
+        binding.add_policy("demo.rego", GREETING)
+        binding.add_policy("echo.rego", ECHO)
+        engine.load({"demo.rego": GREETING, "echo.rego": ECHO})
+        for query, input_doc in [("x := data.echo.input_copy", AWKWARD_INPUT), ("d := data.demo.deny", {"name": "bob"}),
+                                 ("x := data.demo.greeting", {}), ("x := 1", None), ("some x in [1, 2]", None)]:
+            assert engine.evaluate(query, input_doc, timeout=1) == tuple(binding.eval_query(query, input_doc))
+    finally:
+        binding.close()
+
+
+def test_the_pinned_binding_still_takes_input_as_json_text(opa_available: None) -> None:
+    # An upgrade of opa-golib-python-bindings that changes the internals the single-conversion
+    # path uses must fail here, not make every evaluation quietly slower.
+    binding = importlib.import_module(BINDING_MODULE).OpaEngine()
+    try:
+        assert embedded._takes_json_input(binding)
+    finally:
+        binding.close()
+
+
+def test_a_binding_without_those_internals_gives_the_same_answers(
+        opa_available: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedded, "_takes_json_input", lambda engine: False)
+    with EmbeddedOpaEngine() as engine:
+        engine.load({"demo.rego": GREETING, "echo.rego": ECHO})
+        assert engine.evaluate("x := data.echo.input_copy", AWKWARD_INPUT, timeout=1) == ({"x": AWKWARD_INPUT},)
+        assert engine.evaluate("d := data.demo.deny", {"name": "bob"}, timeout=1) == ({"d": ["no bob"]},)
+
+
+def test_an_input_with_a_lone_surrogate_is_refused_without_quoting_it(engine: EmbeddedOpaEngine) -> None:
+    # Go would silently turn it into U+FFFD, so OPA would judge a different string.
+    engine.load({"echo.rego": ECHO})
+    with pytest.raises(PolicyError, match="input document is not JSON") as refused:
+        engine.evaluate("x := data.echo.input_copy", {"name": "s3cr3t\ud800"}, timeout=1)
+    assert "s3cr3t" not in str(refused.value) and "\\ud800" not in str(refused.value)
+
+
+def test_a_query_with_a_nul_character_is_refused(engine: EmbeddedOpaEngine) -> None:
+    # A C string ends at the first NUL: "x := 1\0; y := 2" must not quietly become "x := 1".
+    with pytest.raises(PolicyError, match="NUL"):
+        engine.evaluate("x := 1\x00; y := 2", timeout=1)
 
 
 def test_print_output_never_reaches_stderr(engine: EmbeddedOpaEngine, capfd: pytest.CaptureFixture[str]) -> None:
