@@ -18,25 +18,21 @@ import http.client
 import json
 import os
 import shlex
-import shutil
-import signal
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadgen import LoadFailed, LoadResult, Window, Workload, client_context, run_load
+from loadgen import LoadResult, Window, Workload, client_context, run_load
 from report import (Comparison, Scenario, check_targets, compare, machine_lines, results_section, source_revision,
                     write_document)
-from servers import DEFAULT_LAUNCHER, ClientFiles, ServerFailed, ServerProcess, ServerSpec, start_server
+from servers import DEFAULT_LAUNCHER, ClientFiles, ServerFailed, ServerProcess, ServerSpec, with_servers
 
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "default"
 FIXTURE_NAME = "bench-get"  # the one object of each kind that the GET scenarios read
 PREFIX_MARKER = "00000000"  # replaced by random hex in every CREATE body
-READY_TIMEOUT_SECONDS = 120.0
 SERVERS = (ServerSpec("on", encrypt_secrets=True), ServerSpec("off", encrypt_secrets=False))
 EXIT_SERVER_FAILED = 1
 EXIT_REQUEST_ERRORS = 3
@@ -138,20 +134,6 @@ def run_rounds(servers: dict[str, ServerProcess], schedule: Schedule) -> list[Co
     return [compare(s, runs[s][on], runs[s][off]) for s in plan]
 
 
-def stop_all(servers: dict[str, ServerProcess], reported: set[str]) -> list[str]:
-    """Stops every server; returns a problem for each not already `reported` that did not exit cleanly."""
-    problems = []
-    for label, server in servers.items():
-        code = server.stop()
-        if label in reported:
-            continue
-        # A server that lets uvicorn re-raise the SIGTERM it handled dies by it after a graceful
-        # shutdown: that counts as clean too.
-        if code not in (0, -signal.SIGTERM):
-            problems.append(f"server {label!r} exited with code {code}:\n{server.log_tail()}")
-    return problems
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
@@ -202,36 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     launcher = (str(args.server_script.resolve()),) if args.server_script else DEFAULT_LAUNCHER
     data_root = Path(tempfile.mkdtemp(prefix="securekube-bench-"))
-    servers: dict[str, ServerProcess] = {}
-    problems: list[str] = []
-    failed: set[str] = set()  # labels of servers whose failure is already in `problems`
-    comparisons: list[Comparison] = []
     tls = ""
-    try:
-        for spec in SERVERS:
-            servers[spec.label] = start_server(spec, data_root / spec.label, launcher)
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        for server in servers.values():
-            server.wait_ready(deadline)
+
+    def measure(servers: dict[str, ServerProcess]) -> list[Comparison]:
+        nonlocal tls
         for server in servers.values():
             tls = create_fixtures(server)
         print(f"servers ready: {', '.join(f'{s.spec.label} on port {s.port}' for s in servers.values())}",
               file=sys.stderr, flush=True)
-        comparisons = run_rounds(servers, schedule)
-    except ServerFailed as exc:
-        problems.append(str(exc))
-        failed.add(exc.label)
-    except LoadFailed as exc:
-        problems.append(str(exc))
-    except KeyboardInterrupt:
-        problems.append("interrupted")
-    finally:
-        problems += stop_all(servers, failed)
-        if args.keep_data:
-            print(f"data directories kept in {data_root}", file=sys.stderr)
-        else:
-            # They hold the clusters' private keys: never leave them behind by accident.
-            shutil.rmtree(data_root, ignore_errors=True)
+        return run_rounds(servers, schedule)
+
+    found, problems = with_servers(SERVERS, data_root, measure, launcher=launcher, keep_data=args.keep_data)
+    comparisons = found or []
     if problems:
         for problem in problems:
             print(f"bench: error: {problem}", file=sys.stderr)

@@ -19,18 +19,16 @@ import argparse
 import datetime
 import json
 import math
-import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from apiserver import (EXIT_REQUEST_ERRORS, EXIT_SERVER_FAILED, READY_TIMEOUT_SECONDS, REPO, command_line,
-                       create_fixtures, stop_all, workload)
-from loadgen import LoadFailed, LoadResult, Window, run_load
+from apiserver import (EXIT_REQUEST_ERRORS, EXIT_SERVER_FAILED, REPO, command_line,
+                       create_fixtures, workload)
+from loadgen import LoadResult, Window, run_load
 from report import Scenario, Summary, machine_lines, paired_ratio, percentile, source_revision, summarize
-from servers import ServerFailed, ServerProcess, ServerSpec, start_server
+from servers import ServerFailed, ServerProcess, ServerSpec, with_servers
 
 LEVELS = ("None", "Metadata", "RequestResponse")
 LABELS = {"None": "off", "Metadata": "Metadata", "RequestResponse": "RequestResponse"}
@@ -151,34 +149,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = [Scenario(verb, "configmaps", n) for verb in ("CREATE", "GET") for n in args.clients]
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     data_root = Path(tempfile.mkdtemp(prefix="securekube-bench-audit-"))
-    servers: dict[str, ServerProcess] = {}
-    problems: list[str] = []
-    failed: set[str] = set()
-    runs: dict[Scenario, dict[str, list[LoadResult]]] = {}
-    try:
-        for spec in SPECS:
-            servers[spec.label] = start_server(spec, data_root / spec.label)
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        for server in servers.values():
-            server.wait_ready(deadline)
+
+    def measure(servers: dict[str, ServerProcess]) -> dict[Scenario, dict[str, list[LoadResult]]]:
         for level, server in zip(LEVELS, servers.values()):
             create_fixtures(server)
             check_audit_level(server, level)
-        runs = run_rounds(servers, plan, rounds, window, load_processes=2)
-    except ServerFailed as exc:
-        problems.append(str(exc))
-        failed.add(exc.label)
-    except LoadFailed as exc:
-        problems.append(str(exc))
-    except KeyboardInterrupt:
-        problems.append("interrupted")
-    finally:
-        problems += stop_all(servers, failed)
-        shutil.rmtree(data_root, ignore_errors=True)  # private keys: never left behind
+        return run_rounds(servers, plan, rounds, window, load_processes=2)
+
+    found, problems = with_servers(SPECS, data_root, measure)
     if problems:
         for problem in problems:
             print(f"bench: error: {problem}", file=sys.stderr)
         return EXIT_SERVER_FAILED
+    runs = found or {}
     table, verdicts = results_table(runs)
     section = "\n".join([
         "### Results", "",

@@ -14,10 +14,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 READY_LINE = "securekube: ready"
+READY_TIMEOUT_SECONDS = 120.0
+T = TypeVar("T")
 LOG_TAIL_LINES = 20
 
 # Only provider is identity: secrets are stored as plaintext, the "encryption off" baseline.
@@ -183,3 +188,52 @@ def start_server(spec: ServerSpec, data_dir: Path, launcher: tuple[str, ...] = D
     with open(data_dir / "server.log", "wb") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     return ServerProcess(spec, data_dir, port, process)
+
+
+def stop_all(servers: dict[str, ServerProcess], reported: set[str]) -> list[str]:
+    """Stops every server; returns a problem for each not already `reported` that did not exit cleanly."""
+    problems = []
+    for label, server in servers.items():
+        code = server.stop()
+        if label in reported:
+            continue
+        # A server that lets uvicorn re-raise the SIGTERM it handled dies by it after a graceful
+        # shutdown: that counts as clean too.
+        if code not in (0, -signal.SIGTERM):
+            problems.append(f"server {label!r} exited with code {code}:\n{server.log_tail()}")
+    return problems
+
+
+def with_servers(specs: Sequence[ServerSpec], data_root: Path, work: Callable[[dict[str, ServerProcess]], T], *,
+                 launcher: tuple[str, ...] = DEFAULT_LAUNCHER, keep_data: bool = False) -> tuple[T | None, list[str]]:
+    """Starts a server per spec, waits until all are ready, runs `work(servers by label)`, stops them all.
+
+    Returns work's result and the problems met (a server that failed, load that could not run, an
+    interruption, an unclean exit); the result is None when there are problems. The data
+    directories hold the clusters' private keys, so they are removed unless `keep_data`.
+    """
+    servers: dict[str, ServerProcess] = {}
+    problems: list[str] = []
+    failed: set[str] = set()  # labels of servers whose failure is already in `problems`
+    result = None
+    try:
+        for spec in specs:
+            servers[spec.label] = start_server(spec, data_root / spec.label, launcher)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        for server in servers.values():
+            server.wait_ready(deadline)
+        result = work(servers)
+    except ServerFailed as exc:
+        problems.append(str(exc))
+        failed.add(exc.label)
+    except RuntimeError as exc:  # the load generator could not run (LoadFailed)
+        problems.append(str(exc))
+    except KeyboardInterrupt:
+        problems.append("interrupted")
+    finally:
+        problems += stop_all(servers, failed)
+        if keep_data:
+            print(f"data directories kept in {data_root}", file=sys.stderr)
+        else:
+            shutil.rmtree(data_root, ignore_errors=True)
+    return (None if problems else result), problems

@@ -1,19 +1,41 @@
 """Unknown-field detection for `fieldValidation` (Ignore | Warn | Strict), as upstream names the fields.
 
-A kind declares the keys it knows at each path it describes (`""` for the top level,
-`"spec.containers[]"` for every element of a list); paths it does not describe are not checked.
+A kind's known fields are a map from path to the keys known there (`""` for the top level,
+`"spec.containers[]"` for every element of a list), derived from the kind's typed description
+(securekube/api/schemas/) by `field_paths`. Paths the map does not list are not checked: the
+values of free-key maps (labels, resource lists) and free-form objects (Gatekeeper parameters).
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from securekube.api.errors import bad_request
+from securekube.api.schema import Array, Map, Node, Object, walk_objects
+from securekube.api.schemas.meta import OBJECT_META
 
-OBJECT_META_FIELDS = frozenset({
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers",
-    "managedFields",
-})
+
+def field_paths(root: Object) -> dict[str, frozenset[str]]:
+    """The known-field map of `root`: the keys of every described object, by path from the root."""
+    paths: dict[str, frozenset[str]] = {}
+
+    def visit(node: Node, path: str) -> None:
+        if isinstance(node, Array):
+            visit(node.items, f"{path}[]")
+        elif isinstance(node, Map):
+            # A map's keys are data, so its values have no path of their own in this format; a described
+            # object in there would go unchecked, which must not happen silently.
+            if any(not inner.free_form for inner in walk_objects(node.values)):
+                raise ValueError(f"{path}: described objects inside a map cannot be checked")
+        elif isinstance(node, Object) and not node.free_form:
+            paths[path] = frozenset(f.name for f in node.fields)
+            for f in node.fields:
+                visit(f.type, f"{path}.{f.name}" if path else f.name)
+
+    visit(root, "")
+    return paths
+
+
+OBJECT_META_FIELDS = field_paths(OBJECT_META)[""]
 TYPE_META_FIELDS = frozenset({"apiVersion", "kind", "metadata"})
 FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from securekube.api import validation as v
-from securekube.api.fieldcheck import OBJECT_META_FIELDS, TYPE_META_FIELDS
 from securekube.api.errors import Cause
 
 
@@ -216,8 +215,3 @@ def validate_metadata(obj: dict, namespaced: bool, name_check: Callable[[str, An
     if finalizers is not None and (not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)):
         causes.append(v.type_error("metadata.finalizers", finalizers, "a list of strings"))
     return causes
-
-
-def object_schema(*top_level: str, **nested: frozenset[str]) -> dict[str, frozenset[str]]:
-    """A fieldValidation schema: the kind's top-level keys plus ObjectMeta, and any nested paths."""
-    return {"": TYPE_META_FIELDS | frozenset(top_level), "metadata": OBJECT_META_FIELDS, **nested}

@@ -21,8 +21,10 @@ from cryptography import x509
 
 from securekube.api import validation as v
 from securekube.api.errors import Cause
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.certificates import CERTIFICATE_SIGNING_REQUEST
 from securekube.pki.csr import CsrError, parse_csr_pem
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
 
 GROUP = "certificates.k8s.io"
 APPROVED, DENIED, FAILED = "Approved", "Denied", "Failed"
@@ -217,9 +219,7 @@ class CertificateSigningRequestStrategy(Strategy):
     has_status = True
     status_subresources = ("status", "approval")
     name_check = staticmethod(v.path_segment_name)  # upstream: "We don't care what you call your certificate requests"
-    schema = object_schema("spec", "status",
-                           spec=frozenset({"request", "signerName", "expirationSeconds", "usages", *_REQUESTER_FIELDS}),
-                           status=frozenset({"conditions", "certificate"}))
+    schema = field_paths(CERTIFICATE_SIGNING_REQUEST)
     columns = (
         NAME_COLUMN, AGE_COLUMN,
         Column("SignerName", "string", lambda o, now: _spec(o).get("signerName", "")),

@@ -7,7 +7,9 @@ import re
 
 from securekube.api import validation as v
 from securekube.api.errors import Cause
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.core import CONFIG_MAP
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
 
 CONFIG_KEY = r"[-._a-zA-Z0-9]+"
 MAX_SIZE = 1024 * 1024
@@ -43,7 +45,7 @@ def data_count(obj: dict) -> int:
 
 class ConfigMapStrategy(Strategy):
     type = ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",))
-    schema = object_schema("data", "binaryData", "immutable")
+    schema = field_paths(CONFIG_MAP)
     columns = (NAME_COLUMN, Column("Data", "integer", lambda o, now: data_count(o)), AGE_COLUMN)
 
     def validate(self, obj: dict) -> list[Cause]:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from securekube.api import validation as v
 from securekube.api.errors import Cause
-from securekube.registry.resource import Column, ResourceType, Strategy, human_duration, parse_time, object_schema
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.core import EVENT
+from securekube.registry.resource import Column, ResourceType, Strategy, human_duration, parse_time
 
 
 def _last_seen(obj: dict, now) -> str:
@@ -17,8 +19,7 @@ def _involved(obj: dict) -> dict:
 
 class EventStrategy(Strategy):
     type = ResourceType("", "v1", "Event", "events", "event", True, ("ev",))
-    schema = object_schema("involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",
-                           "type", "eventTime", "series", "action", "related", "reportingComponent", "reportingInstance")
+    schema = field_paths(EVENT)
     columns = (
         Column("Last Seen", "string", _last_seen),
         Column("Type", "string", lambda o, now: o.get("type", "")),

@@ -16,7 +16,9 @@ import re
 
 from securekube.api import validation as v
 from securekube.api.errors import Cause
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.gatekeeper import CONSTRAINT_TEMPLATE, constraint_schema
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
 
 TEMPLATE_GROUP = "templates.gatekeeper.sh"
 CONSTRAINT_GROUP = "constraints.gatekeeper.sh"
@@ -37,7 +39,7 @@ def template_kind(template: dict) -> str:
 class ConstraintTemplateStrategy(Strategy):
     type = ResourceType(TEMPLATE_GROUP, "v1", "ConstraintTemplate", "constrainttemplates", "constrainttemplate",
                         False, custom=True)
-    schema = object_schema("spec", "status")
+    schema = field_paths(CONSTRAINT_TEMPLATE)
 
     def validate(self, obj: dict) -> list[Cause]:
         spec = obj.get("spec")
@@ -70,7 +72,7 @@ def _enforcement_action(obj: dict, now: object) -> str:
 class ConstraintStrategy(Strategy):
     """The kind one ConstraintTemplate defines; one instance per template."""
 
-    schema = object_schema("spec", "status")
+    schema = field_paths(constraint_schema(CONSTRAINT_GROUP, CONSTRAINT_VERSION, "Constraint"))
     columns = (NAME_COLUMN, Column("Enforcement-Action", "string", _enforcement_action), AGE_COLUMN)
 
     def __init__(self, kind: str) -> None:

@@ -10,14 +10,14 @@ from typing import Any
 
 from securekube.api import validation as v
 from securekube.api.errors import Cause
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.coordination import LEASE
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
 
 GROUP = "coordination.k8s.io"
 # metav1.MicroTime as JSON: RFC 3339 with exactly six fractional digits (any offset is read).
 _MICRO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})")
 _TIME_FIELDS = ("acquireTime", "renewTime")
-_SPEC_FIELDS = frozenset({"holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime",
-                          "leaseTransitions", "strategy", "preferredHolder"})
 
 
 def _spec(obj: dict) -> dict:
@@ -38,7 +38,7 @@ def _non_negative(field: str, value: Any, positive: bool = False) -> list[Cause]
 
 class LeaseStrategy(Strategy):
     type = ResourceType(GROUP, "v1", "Lease", "leases", "lease", True)
-    schema = object_schema("spec", spec=_SPEC_FIELDS)
+    schema = field_paths(LEASE)
     columns = (NAME_COLUMN, Column("Holder", "string", lambda o, now: _spec(o).get("holderIdentity", "")), AGE_COLUMN)
 
     def validate(self, obj: dict) -> list[Cause]:

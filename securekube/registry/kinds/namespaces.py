@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from securekube.api import validation as v
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.core import NAMESPACE
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
 
 
 class NamespaceStrategy(Strategy):
     type = ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), ("status",))
-    schema = object_schema("spec", "status", spec=frozenset({"finalizers"}))
+    schema = field_paths(NAMESPACE)
     has_status = True
     columns = (NAME_COLUMN,
                Column("Status", "string", lambda o, now: (o.get("status") or {}).get("phase", ""),

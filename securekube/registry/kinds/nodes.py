@@ -1,7 +1,9 @@
 """core/v1 Node: cluster-scoped, with a status the node itself reports."""
 from __future__ import annotations
 
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.core import NODE
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
 
 
 def _ready(obj: dict, now) -> str:
@@ -19,7 +21,7 @@ def _roles(obj: dict, now) -> str:
 
 class NodeStrategy(Strategy):
     type = ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), ("status",))
-    schema = object_schema("spec", "status")
+    schema = field_paths(NODE)
     has_status = True
     columns = (NAME_COLUMN, Column("Status", "string", _ready), Column("Roles", "string", _roles), AGE_COLUMN,
                Column("Version", "string", lambda o, now: ((o.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")))

@@ -11,26 +11,13 @@ from typing import Any
 from securekube.api import errors
 from securekube.api import validation as v
 from securekube.api.errors import Cause
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.pod import POD
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
 from securekube.registry.store import Store
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
-POD_SPEC_FIELDS = frozenset({
-    "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "containers", "dnsConfig", "dnsPolicy",
-    "enableServiceLinks", "ephemeralContainers", "hostAliases", "hostIPC", "hostNetwork", "hostPID", "hostUsers",
-    "hostname", "hostnameOverride", "imagePullSecrets", "initContainers", "nodeName", "nodeSelector", "os", "overhead",
-    "preemptionPolicy", "priority", "priorityClassName", "readinessGates", "resourceClaims", "resources",
-    "restartPolicy", "runtimeClassName", "schedulerName", "schedulingGates", "securityContext", "serviceAccount",
-    "serviceAccountName", "setHostnameAsFQDN", "shareProcessNamespace", "subdomain", "terminationGracePeriodSeconds",
-    "tolerations", "topologySpreadConstraints", "volumes",
-})
-CONTAINER_FIELDS = frozenset({
-    "args", "command", "env", "envFrom", "image", "imagePullPolicy", "lifecycle", "livenessProbe", "name", "ports",
-    "readinessProbe", "resizePolicy", "resources", "restartPolicy", "restartPolicyRules", "securityContext",
-    "startupProbe", "stdin", "stdinOnce", "terminationMessagePath", "terminationMessagePolicy", "tty",
-    "volumeDevices", "volumeMounts", "workingDir",
-})
 # The spec fields upstream lets an update change (everything else is immutable).
 MUTABLE_SPEC_FIELDS = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
 
@@ -126,8 +113,7 @@ class PodStrategy(Strategy):
     type = ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",),
                         ("status", "binding", "log"), ("all",))
     has_status = True
-    schema = object_schema("spec", "status", spec=POD_SPEC_FIELDS, **{"spec.containers[]": CONTAINER_FIELDS,
-                                                                    "spec.initContainers[]": CONTAINER_FIELDS})
+    schema = field_paths(POD)
     columns = (
         NAME_COLUMN,
         Column("Ready", "string", _ready, description="The aggregate readiness state of this pod for accepting traffic."),

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from securekube.api import validation as v
 from securekube.api.errors import Cause
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.rbac import CLUSTER_ROLE, CLUSTER_ROLE_BINDING, ROLE, ROLE_BINDING
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
 
 GROUP = "rbac.authorization.k8s.io"
 SUBJECT_KINDS = ["User", "Group", "ServiceAccount"]
@@ -76,7 +78,7 @@ def _role_ref(obj: dict, now) -> str:
 class RoleStrategy(Strategy):
     type = ResourceType(GROUP, "v1", "Role", "roles", "role", True)
     name_check = staticmethod(v.path_segment_name)  # upstream allows e.g. "system:discovery"
-    schema = object_schema("rules", "aggregationRule")
+    schema = field_paths(ROLE)
     columns = (NAME_COLUMN, Column("Created At", "string", lambda o, now: (o.get("metadata") or {}).get("creationTimestamp", "")))
 
     def validate(self, obj: dict) -> list[Cause]:
@@ -85,6 +87,7 @@ class RoleStrategy(Strategy):
 
 class ClusterRoleStrategy(RoleStrategy):
     type = ResourceType(GROUP, "v1", "ClusterRole", "clusterroles", "clusterrole", False)
+    schema = field_paths(CLUSTER_ROLE)
 
     def validate(self, obj: dict) -> list[Cause]:
         return _validate_rules(obj, allow_non_resource=True)
@@ -93,7 +96,7 @@ class ClusterRoleStrategy(RoleStrategy):
 class RoleBindingStrategy(Strategy):
     type = ResourceType(GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", True)
     name_check = staticmethod(v.path_segment_name)
-    schema = object_schema("roleRef", "subjects")
+    schema = field_paths(ROLE_BINDING)
     columns = (NAME_COLUMN, Column("Role", "string", _role_ref), AGE_COLUMN)
 
     def validate(self, obj: dict) -> list[Cause]:
@@ -107,6 +110,7 @@ class RoleBindingStrategy(Strategy):
 
 class ClusterRoleBindingStrategy(RoleBindingStrategy):
     type = ResourceType(GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False)
+    schema = field_paths(CLUSTER_ROLE_BINDING)
 
     def validate(self, obj: dict) -> list[Cause]:
         return _validate_binding(obj, namespaced=False)

@@ -6,8 +6,10 @@ import binascii
 
 from securekube.api import validation as v
 from securekube.api.errors import Cause
+from securekube.api.fieldcheck import field_paths
+from securekube.api.schemas.core import SECRET
 from securekube.registry.kinds.configmaps import MAX_SIZE, validate_data_keys, validate_immutable
-from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy, object_schema
+from securekube.registry.resource import AGE_COLUMN, NAME_COLUMN, Column, ResourceType, Strategy
 
 REDACTED = '"<secret contents redacted>"'
 # type -> keys upstream requires in data
@@ -21,7 +23,7 @@ REQUIRED_KEYS = {
 
 class SecretStrategy(Strategy):
     type = ResourceType("", "v1", "Secret", "secrets", "secret", True)
-    schema = object_schema("data", "stringData", "type", "immutable")
+    schema = field_paths(SECRET)
     columns = (NAME_COLUMN,
                Column("Type", "string", lambda o, now: o.get("type", "")),
                Column("Data", "integer", lambda o, now: len(o.get("data") or {})),
