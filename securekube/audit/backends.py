@@ -28,12 +28,13 @@ class AuditBackends:
         self._events = 0
         self._log_errors = 0
 
-    def submit(self, events: list[dict[str, Any]]) -> Future[None]:
-        """Queues events on every backend; the future completes once the log has them durably."""
+    def submit(self, events: list[dict[str, Any]], durable: bool = True) -> Future[None]:
+        """Queues events on every backend; the future completes once the log has them (durably,
+        unless `durable` is False: see AuditLog.submit)."""
         with self._lock:
             self._events += len(events)
         try:
-            done = self.log.submit(events)
+            done = self.log.submit(events, durable)
         except Exception:
             self._count_log_errors(len(events))
             raise

@@ -2,7 +2,10 @@
 
 `AuditLog.append(events)` returns only once the events are on disk (written, then fdatasync'd),
 so a request acknowledged after it cannot lose its audit record, not even to kill -9 or a power
-cut. Appends from many threads are group-committed: one writer thread takes everything queued,
+cut. Events nobody waits for (`submit(..., durable=False)`: reads, answered before they are
+recorded) are written at once but synced with the next durable commit or checkpoint: kill -9
+cannot lose them (the kernel has them), only a machine crash could take the newest. Appends
+from many threads are group-committed: one writer thread takes everything queued,
 writes it in one go and syncs once, so 64 concurrent requests cost about one fsync, not 64.
 
 Every record is linked into the hash chain and sealed by signed checkpoints (see chain.py): after
@@ -108,7 +111,7 @@ class AuditLog:
         self._on_checkpoint = on_checkpoint
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._cond = threading.Condition()
-        self._pending: list[tuple[list[bytes], Future[None]]] = []
+        self._pending: list[tuple[list[bytes], Future[None], bool]] = []
         self._closing = False
         self._broken: str | None = None
         self._records = self._commits = self._checkpoint_count = self._rotations = 0
@@ -154,11 +157,13 @@ class AuditLog:
         """
         self.submit(events).result()
 
-    def submit(self, events: list[dict[str, Any]]) -> Future[None]:
+    def submit(self, events: list[dict[str, Any]], durable: bool = True) -> Future[None]:
         """Queues events for the writer; the future completes once they are durable (or fails).
 
         For callers that wait without a thread of their own (the API server's event loop wraps
-        the future), which saves a thread hand-off on every audited write.
+        the future), which saves a thread hand-off on every audited write. With `durable=False`
+        the future completes once the events are written (in the kernel's hands), and the fsync
+        is left to the next durable commit: for events no acknowledgement depends on.
         """
         done: Future[None] = Future()
         # Running from the start, so it cannot be cancelled: a caller that stops waiting (a client
@@ -173,7 +178,7 @@ class AuditLog:
                 raise AuditLogError(f"audit log {self._names.active} is closed")
             if self._broken is not None:
                 raise AuditLogError(self._broken)
-            self._pending.append((prepared, done))
+            self._pending.append((prepared, done, durable))
             self._cond.notify()
         return done
 
@@ -226,10 +231,10 @@ class AuditLog:
         due = self._state.last_checkpoint_at + self._checkpoints.every_seconds
         return max(0.0, due - time.monotonic())
 
-    def _commit(self, batch: list[tuple[list[bytes], Future[None]]]) -> None:
-        records = [event for events, _ in batch for event in events]
+    def _commit(self, batch: list[tuple[list[bytes], Future[None], bool]]) -> None:
+        records = [event for events, _, _ in batch for event in events]
         if self._broken is not None:
-            for _, done in batch:
+            for _, done, _ in batch:
                 done.set_exception(AuditLogError(self._broken))
             return
         try:
@@ -237,15 +242,16 @@ class AuditLog:
             if self._needs_rotation(len(data)):
                 self._rotate()
                 data, state, checkpoint = self._link(records, self._state)
-            self._write_durably(data)
+            # A checkpoint is published beside the log, so what it seals must be on disk first.
+            self._write_durably(data, sync=checkpoint is not None or any(durable for _, _, durable in batch))
         except OSError as exc:
             message = f"cannot write audit log {self._names.active}: {exc.strerror or type(exc).__name__}"
             log.error("%s", message)
-            for _, done in batch:
+            for _, done, _ in batch:
                 done.set_exception(AuditLogError(message))
             return
         except BaseException:
-            for _, done in batch:
+            for _, done, _ in batch:
                 done.set_exception(AuditLogError(f"audit log {self._names.active} failed; events not written"))
             raise
         self._state = state
@@ -254,7 +260,7 @@ class AuditLog:
             self._commits += 1
         if checkpoint is not None:
             self._publish_checkpoint(checkpoint)
-        for _, done in batch:
+        for _, done, _ in batch:
             done.set_result(None)
 
     def _link(self, records: list[bytes], before: _ChainState) -> tuple[bytes, _ChainState, bytes | None]:
@@ -286,11 +292,12 @@ class AuditLog:
         state.last_checkpoint_at = time.monotonic()
         return line
 
-    def _write_durably(self, data: bytes) -> None:
+    def _write_durably(self, data: bytes, sync: bool = True) -> None:
         start = self._state.size
         try:
             _write_all(self._fd, data)
-            os.fdatasync(self._fd)
+            if sync:  # also makes every earlier unsynced record durable: they precede it in the file
+                os.fdatasync(self._fd)
         except OSError:
             # Take back a partial write so the file still ends on a whole record; if even that
             # fails the file's end is unknown and nothing more may be written to it.
@@ -396,7 +403,7 @@ class AuditLog:
         with self._cond:
             self._broken = message
             pending, self._pending = self._pending, []
-        for _, done in pending:
+        for _, done, _ in pending:
             done.set_exception(AuditLogError(message))
 
     # --- start-up --------------------------------------------------------------------------------

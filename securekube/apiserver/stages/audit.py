@@ -8,7 +8,8 @@ Failed authentication is recorded through `record_failed_authentication`.
 Durability: a mutating request's RequestReceived event is durable before the request goes
 further, and its ResponseComplete event before the response is released to the client, so an
 acknowledged write always has its audit record (nothing lost, also on a crash). Reads are
-answered first and recorded right after. Long-running requests (watch, and upstream's long-running
+answered first and recorded right after, without waiting for the disk (their events become
+durable with the next write's). Long-running requests (watch, and upstream's long-running
 subresources such as pods/log) stream: ResponseStarted when the response begins, ResponseComplete
 when it ends.
 """
@@ -35,9 +36,9 @@ STREAMING_VERBS = frozenset({"watch"})
 LONG_RUNNING_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
 ANONYMOUS = UserInfo(username="system:anonymous", groups=("system:unauthenticated",))
 
-# events -> a future that completes once they are durable (AuditLog.submit); a failed future or
-# an exception means "not recorded".
-Sink = Callable[[list[dict]], "Future[None]"]
+# (events, durable) -> a future that completes once they are recorded, durably if asked
+# (AuditBackends.submit); a failed future or an exception means "not recorded".
+Sink = Callable[[list[dict], bool], "Future[None]"]
 
 
 def _header(scope: dict, name: bytes) -> str:
@@ -84,7 +85,7 @@ class AuditStage:
             self._sink([self._event(scope, decision, ev.STAGE_RESPONSE_COMPLETE, ANONYMOUS, received=received,
                                     status=ev.response_status(401, status="Failure", message="Unauthorized",
                                                               reason="Unauthorized"),
-                                    annotations={"authentication.securekube.io/failure": reason})]).result()
+                                    annotations={"authentication.securekube.io/failure": reason})], True).result()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -150,7 +151,7 @@ class AuditStage:
                     if decision.records(ev.STAGE_RESPONSE_STARTED):
                         started = self._event(scope, decision, ev.STAGE_RESPONSE_STARTED, user, received=received,
                                               status=ev.response_status(status_code))
-                        await self._write([started])
+                        await self._write([started], durable=False)
                     await send(message)
                 else:
                     held.append(message)  # released with the body, after the event is durable
@@ -166,7 +167,7 @@ class AuditStage:
                     await send(m)
                 await send({"type": "http.response.body", "body": b"".join(response_chunks)})
                 if not mutating:
-                    await self._write(final)
+                    await self._write(final, durable=False)  # already answered: nothing waits on it
                 return
             await send(message)
 
@@ -179,13 +180,13 @@ class AuditStage:
                 await self._write([panic])
             raise
         if streaming:
-            await self._write([self._event_or_none(decision, complete_event)])
+            await self._write([self._event_or_none(decision, complete_event)], durable=False)
 
     @staticmethod
     def _event_or_none(decision: RuleDecision, build: Callable[[], dict]) -> dict | None:
         return build() if decision.records(ev.STAGE_RESPONSE_COMPLETE) else None
 
-    async def _write(self, events: list[dict | None]) -> None:
+    async def _write(self, events: list[dict | None], durable: bool = True) -> None:
         events = [e for e in events if e is not None]
         if events:
-            await asyncio.wrap_future(self._sink(events))
+            await asyncio.wrap_future(self._sink(events, durable))

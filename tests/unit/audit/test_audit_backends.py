@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,17 @@ def test_a_caller_that_stops_waiting_neither_loses_the_event_nor_breaks_the_log(
     text = (tmp_path / "audit.log").read_text()
     assert '"auditID":"id-1"' in text and '"auditID":"id-2"' in text
     assert samples(backends)["apiserver_audit_error_total"] == [({"plugin": "log"}, 0)]
+
+
+def test_reads_are_written_at_once_and_synced_with_the_next_write(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events nobody waits for skip the fsync; the next durable commit covers them (they precede it)."""
+    backends = AuditBackends(AuditLog(tmp_path / "audit.log", signing_key=Ed25519PrivateKey.generate()))
+    syncs: list[int] = []
+    real_fdatasync = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real_fdatasync(fd))[1])
+    backends.submit([event(1)], durable=False).result(timeout=5)
+    assert syncs == [] and '"auditID":"id-1"' in (tmp_path / "audit.log").read_text()
+    backends.submit([event(2)]).result(timeout=5)
+    assert len(syncs) == 1
+    backends.close()
