@@ -5,6 +5,12 @@ HTTPS client does them with a TLS context we build ourselves: the cluster CA as 
 anchor, TLS 1.2 or newer, and either a client certificate or a bearer token. A non-2xx answer
 becomes `ApiStatusError` carrying the server's Status (code, reason, message). Credentials never
 appear in an error, a log line or a repr.
+
+Connections are kept alive and reused (HTTP/1.1 keep-alive, one request at a time on each), as
+client-go does: a TLS handshake costs both sides several milliseconds of CPU, more than a small
+request itself, and a kubelet starting a burst of pods sends several requests per pod. The server
+still authenticates every request (certificate expiry and revocation are checked per request), and
+`use()` retires every kept connection, so rotated credentials take effect on the next request.
 """
 from __future__ import annotations
 
@@ -12,10 +18,13 @@ import base64
 import http.client
 import json
 import os
+import select
 import socket
 import ssl
 import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +37,15 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 # A watch gets a bookmark every 10 s from our server: three silent periods mean the connection is dead.
 WATCH_READ_TIMEOUT_SECONDS = 35.0
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# A kept connection is reused only while idle for less than this: well under the server's own
+# keep-alive timeout (uvicorn closes idle connections after 5 s), so the server rarely closes one
+# just as we reuse it.
+KEEPALIVE_IDLE_SECONDS = 2.0
+MAX_IDLE_CONNECTIONS = 8
+# Methods a request may be repeated with on a fresh connection when a kept one turns out to be
+# closed: repeating them changes nothing more than sending them once (RFC 9110 9.2.2). POST and
+# PATCH are never repeated: a create or a count patch must not happen twice.
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
 
 class ApiClientError(RuntimeError):
@@ -104,6 +122,32 @@ def tls_context(credentials: Credentials) -> ssl.SSLContext:
     return ctx
 
 
+@dataclass
+class _KeptConnection:
+    """A connection waiting for its next request, and since when it waits."""
+
+    connection: http.client.HTTPSConnection
+    idle_since: float
+
+
+def _close_all(kept: list[_KeptConnection]) -> None:
+    while kept:
+        kept.pop().connection.close()
+
+
+def _closed_by_peer(connection: http.client.HTTPSConnection) -> bool:
+    """Whether an idle connection has something to read: the server closed it (or sent junk)."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    poller = select.poll()  # not select.select: it cannot watch descriptors above 1023
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 class ApiClient:
     """JSON calls against one API server. Thread-safe; `use(credentials)` swaps them (rotation)."""
 
@@ -115,13 +159,26 @@ class ApiClient:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._ctx, self._token = tls_context(credentials), credentials.token
+        self._generation = 0  # bumped by use(): connections of older credentials are not reused
+        self._kept: list[_KeptConnection] = []
         self._watches: set[http.client.HTTPSConnection] = set()
+        # A client dropped without close() still closes its kept sockets (no ResourceWarning, no leak).
+        self._finalizer = weakref.finalize(self, _close_all, self._kept)
 
     def use(self, credentials: Credentials) -> None:
         """Use new credentials for every request from now on (open watches keep theirs until they end)."""
         ctx = tls_context(credentials)
         with self._lock:
             self._ctx, self._token = ctx, credentials.token
+            self._generation += 1
+            retired, self._kept[:] = list(self._kept), []
+        _close_all(retired)
+
+    def close(self) -> None:
+        """Closes the kept connections (the client stays usable; a new request opens a new one)."""
+        with self._lock:
+            retired, self._kept[:] = list(self._kept), []
+        _close_all(retired)
 
     def close_watches(self) -> None:
         """Ends every open watch now (their generators return or raise), e.g. before the node stops."""
@@ -138,6 +195,36 @@ class ApiClient:
         with self._lock:
             ctx, token = self._ctx, self._token
         return http.client.HTTPSConnection(self._host, self._port, context=ctx, timeout=timeout), token
+
+    def _checkout(self) -> tuple[http.client.HTTPSConnection, str, int, bool]:
+        """A connection for one request: a kept one still fit for use, else a new one.
+
+        Returns the connection, the token to send, the credentials' generation and whether it was kept.
+        """
+        now = time.monotonic()
+        stale = []
+        try:
+            with self._lock:
+                token, generation = self._token, self._generation
+                while self._kept:
+                    kept = self._kept.pop()  # the most recently used: the least likely to be closed
+                    if now - kept.idle_since < KEEPALIVE_IDLE_SECONDS and not _closed_by_peer(kept.connection):
+                        return kept.connection, token, generation, True
+                    stale.append(kept.connection)
+                ctx = self._ctx
+        finally:
+            for connection in stale:
+                connection.close()
+        return (http.client.HTTPSConnection(self._host, self._port, context=ctx, timeout=self._timeout),
+                token, generation, False)
+
+    def _checkin(self, connection: http.client.HTTPSConnection, generation: int) -> None:
+        """Keeps a connection whose response was read in full, unless the credentials changed meanwhile."""
+        with self._lock:
+            if generation == self._generation and len(self._kept) < MAX_IDLE_CONNECTIONS:
+                self._kept.append(_KeptConnection(connection, time.monotonic()))
+                return
+        connection.close()
 
     def _send(self, connection: http.client.HTTPSConnection, token: str, method: str, path: str,
               body: bytes | None, content_type: str, accept: str) -> http.client.HTTPResponse:
@@ -159,14 +246,23 @@ class ApiClient:
         """The response body of a request; raises ApiStatusError for a non-2xx answer."""
         target = path + ("?" + urlencode(query) if query else "")
         payload = json.dumps(body).encode() if body is not None else None
-        connection, token = self._connection(self._timeout)
-        try:
-            response = self._send(connection, token, method, target, payload, content_type, accept)
-            data = response.read(MAX_RESPONSE_BYTES + 1)
-        except (OSError, http.client.HTTPException) as exc:
-            raise ApiClientError(f"{method} {path}: connection failed: {exc.__class__.__name__}") from None
-        finally:
+        while True:
+            connection, token, generation, kept = self._checkout()
+            try:
+                response = self._send(connection, token, method, target, payload, content_type, accept)
+                data = response.read(MAX_RESPONSE_BYTES + 1)
+            except (ApiClientError, OSError, http.client.HTTPException) as exc:
+                connection.close()
+                if kept and method in _IDEMPOTENT_METHODS:
+                    continue  # the server closed the kept connection first: once more on a new one
+                if isinstance(exc, ApiClientError):
+                    raise
+                raise ApiClientError(f"{method} {path}: connection failed: {exc.__class__.__name__}") from None
+            break
+        if len(data) > MAX_RESPONSE_BYTES or response.will_close:
             connection.close()
+        else:
+            self._checkin(connection, generation)
         if len(data) > MAX_RESPONSE_BYTES:
             raise ApiClientError(f"{method} {path}: response larger than {MAX_RESPONSE_BYTES} bytes")
         if not 200 <= response.status < 300:

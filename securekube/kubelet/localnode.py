@@ -178,7 +178,8 @@ class LocalNode:
         runtime = PodRuntime(self._cri, RuntimeConfig(
             log_root=config.base_dir / "pods",
             node_security=NodeSecurity(seccomp_root=seccomp_root, apparmor=AppArmorHost()),
-            pod_pids_limit=None if systemd else 4096, cgroups=None if systemd else self._cgroups))
+            pod_pids_limit=None if systemd else 4096, cgroups=None if systemd else self._cgroups,
+            registry_config_dir=self._containerd.paths.registry_config_dir))
         server_config = KubeletServerConfig(node_name=config.node_name, cert_file=self.paths.serving_cert,
                                             key_file=self.paths.serving_key,
                                             client_ca_file=config.pki_dir / "ca.crt", host=NODE_ADDRESS,

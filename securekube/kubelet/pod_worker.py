@@ -9,6 +9,10 @@ object with gracePeriodSeconds=0 (and its uid as precondition), which is what le
 A pod the node refuses (PodAdmissionError: AppArmor on a host without it, a forbidden sysctl, ...)
 is never started: its status becomes phase Failed with upstream's reason and message.
 
+When the pod first reports phase Running, the worker logs (logger `securekube.kubelet.podstartup`,
+INFO) how long each start-up step took after the kubelet saw the pod: sandbox ready, containers
+started, status sent and acknowledged — the breakdown `bench/pod_start.py --api` reads.
+
 Along the way the worker records upstream's Events about the pod and its containers (Pulled,
 Created, Started, Failed, BackOff, Killing; see kubelet/events.py) on the context's recorder, which
 sends them in the background: an event can neither hold up nor fail the pod's work.
@@ -36,9 +40,46 @@ from securekube.kubelet.runtime import (PodRunState, PodRuntime, PodStatusView, 
                                         image_pull_policy)
 
 log = logging.getLogger("securekube.kubelet")
+startup_log = logging.getLogger("securekube.kubelet.podstartup")
 INITIAL_BACKOFF_SECONDS = 10
 MAX_BACKOFF_SECONDS = 300
 MAX_SANDBOX_RETRY_SECONDS = 60.0
+
+
+class PodStarts:
+    """How many pods this node is starting right now, so background work can wait for a lull.
+
+    A start counts from the worker's first attempt until the pod's first status is written (or the
+    start gave up). On a 2-vCPU node a burst of starts is bound by CPU: work that no pod waits for
+    (posting Events, each a full API write) goes faster overall if it waits until the starts are
+    done. `wait_for_lull(limit)` returns once no start is in progress, or once starts have kept the
+    node busy for `limit` seconds without a break: what waits is delayed, never starved.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._in_progress = 0
+        self._busy_since = 0.0
+
+    def begin(self) -> None:
+        with self._cond:
+            if self._in_progress == 0:
+                self._busy_since = time.monotonic()
+            self._in_progress += 1
+
+    def end(self) -> None:
+        with self._cond:
+            self._in_progress -= 1
+            if self._in_progress == 0:
+                self._cond.notify_all()
+
+    def wait_for_lull(self, limit_seconds: float) -> None:
+        with self._cond:
+            while self._in_progress:
+                remaining = self._busy_since + limit_seconds - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
 
 
 class LogUnavailable(LookupError):
@@ -60,7 +101,10 @@ class WorkerContext:
     sync_seconds: float = 1.0
     events: EventRecorder | None = None  # None: no events (tests of the pod's life alone)
     # Whether the runtime already holds an image, to tell "already present" from a pull in events.
+    # None: take it from the runtime's own answer (ContainerRun.image_pulled), which saves asking
+    # the runtime for the image's status a second time on every container start.
     image_present: Callable[[str], bool] | None = None
+    starts: PodStarts | None = None  # where the worker counts its start while it is in progress
 
 
 def _now() -> str:
@@ -95,6 +139,12 @@ class PodWorker:
         self._restart_at: dict[str, float] = {}
         self._sandbox_retry_at = 0.0
         self._sandbox_failures = 0
+        # Start-up timeline (time.monotonic()), logged once when the pod first runs.
+        self._seen_at = time.monotonic()
+        self._containers_started_at: float | None = None
+        self._status_sent_at: float | None = None
+        self._startup_logged = False
+        self._start_counted = False  # this worker's start is counted in the context's PodStarts
         self._thread = threading.Thread(target=self._run, name=f"pod-{pod['metadata']['name']}", daemon=True)
 
     def start(self) -> None:
@@ -143,7 +193,18 @@ class PodWorker:
                 self._wake.wait(self._context.sync_seconds)
                 self._wake.clear()
         finally:
+            self._count_start(False)
             self._on_done(self.uid)
+
+    def _count_start(self, in_progress: bool) -> None:
+        starts = self._context.starts
+        if starts is None or in_progress == self._start_counted:
+            return
+        self._start_counted = in_progress
+        if in_progress:
+            starts.begin()
+        else:
+            starts.end()
 
     def _sync(self, pod: dict[str, Any]) -> None:
         if self._settled:
@@ -152,7 +213,9 @@ class PodWorker:
             if (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
                 self._settled = True  # finished before this kubelet started: never run it again
                 return
+            self._count_start(True)
             if not self._start(pod):
+                self._count_start(False)  # refused, or a sandbox to retry later: nothing in progress now
                 return
         assert self._state is not None
         view = self._restart_exited(pod, self._context.runtime.status(self._state))
@@ -163,9 +226,30 @@ class PodWorker:
             self._context.runtime.kill_pod(self._state, grace_seconds=0, remove=False)
             view = replace(self._context.runtime.status(self._state), phase=view.phase)
             self._settled = True
-        self._report(pod, running_status(pod, replace(view, pod_ip=view.pod_ip or self._pod_ip),
-                                         host_ip=self._context.host_ip, start_time=self._start_time, now=_now(),
-                                         last_states=self._last_states, backoffs=self._pending_backoffs(view)))
+        written = self._report(pod, running_status(pod, replace(view, pod_ip=view.pod_ip or self._pod_ip),
+                                                   host_ip=self._context.host_ip, start_time=self._start_time,
+                                                   now=_now(), last_states=self._last_states,
+                                                   backoffs=self._pending_backoffs(view)))
+        self._count_start(False)  # its first status is out: the start is over
+        if written and view.phase == "Running" and not self._startup_logged:
+            self._log_startup()
+
+    def _log_startup(self) -> None:
+        """One line with the pod's start-up steps, in ms after the kubelet saw it (upstream logs a
+        similar "Observed pod startup duration")."""
+        self._startup_logged = True
+        if not startup_log.isEnabledFor(logging.INFO):
+            return
+        acknowledged = time.monotonic()
+        sandbox = self._state.sandbox_ready_at if self._state is not None else None
+
+        def since_seen(moment: float | None) -> str:
+            return "?" if moment is None else f"{(moment - self._seen_at) * 1000:.0f}"
+
+        startup_log.info("pod %s/%s running: sandbox ready %s ms, containers started %s ms, status sent %s ms, "
+                         "acknowledged %s ms after the kubelet saw it", *self.name, since_seen(sandbox),
+                         since_seen(self._containers_started_at), since_seen(self._status_sent_at),
+                         since_seen(acknowledged))
 
     def _start(self, pod: dict[str, Any]) -> bool:
         if time.monotonic() < self._sandbox_retry_at:
@@ -188,8 +272,10 @@ class PodWorker:
             log.warning("pod %s/%s: %s; retrying in %.0f s", *self.name, error, delay)
             self._record(pod, sandbox_failed_event(str(error)))
             return False
+        self._containers_started_at = time.monotonic()
         for run in self._state.containers:
-            self._record_all(pod, container_start_events(run, pulls.get(run.name)))
+            pulled = pulls.get(run.name)
+            self._record_all(pod, container_start_events(run, run.image_pulled if pulled is None else pulled))
         return True
 
     # ---- events --------------------------------------------------------------------------------
@@ -239,7 +325,8 @@ class PodWorker:
                          if c.get("name") == container.name), {})
             pulled = self._will_pull(spec)
             self._state = self._context.runtime.restart_container(pod, self._state, container.name)
-            self._record_all(pod, container_start_events(self._state.container(container.name), pulled))
+            run = self._state.container(container.name)
+            self._record_all(pod, container_start_events(run, run.image_pulled if pulled is None else pulled))
             current = self._backoff.get(container.name, 0)
             self._backoff[container.name] = min(MAX_BACKOFF_SECONDS, max(INITIAL_BACKOFF_SECONDS, current * 2))
             self._restart_at.pop(container.name, None)
@@ -251,19 +338,22 @@ class PodWorker:
         return {c.name: self._backoff.get(c.name, 0) for c in view.containers
                 if c.state == "terminated" and c.name in self._restart_at}
 
-    def _report(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
+    def _report(self, pod: dict[str, Any], status: dict[str, Any]) -> bool:
+        """Writes `status` unless it is the one last written; True if it was written now."""
         if status == self._reported:
-            return
+            return False
         meta = pod["metadata"]
         body = {"apiVersion": "v1", "kind": "Pod", "status": status,
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]}}
+        self._status_sent_at = time.monotonic()
         try:
             self._context.client.update(pod_path(pod, "status"), body)
         except ApiStatusError as exc:
             if exc.code in (404, 409):  # gone, or a new pod of the same name: not ours to report
-                return
+                return False
             raise
         self._reported = status
+        return True
 
     def _terminate(self, pod: dict[str, Any], gone: bool) -> bool:
         """Stops and removes the pod, then lets its object go; True when nothing is left to do."""

@@ -255,18 +255,19 @@ def registry_config_problems(certs_dir: Path) -> list[str]:
     return problems
 
 
-def pull_refusal(certs_dir: Path, image: str) -> str | None:
+def pull_refusal(certs_dir: Path | None, image: str) -> str | None:
     """Why the node must not ask containerd to pull `image` (None: the pull would be verified HTTPS).
 
     A loopback registry must have a hosts.toml (containerd's default for one is plain HTTP without
-    verification); any registry's hosts.toml must pass `hosts_file_problems`.
+    verification); any registry's hosts.toml must pass `hosts_file_problems`. `certs_dir` None
+    means containerd has no registry configuration: loopback registries are then refused.
     """
     host = registry_host(image)
     try:
         validate_host(host)  # also keeps a crafted name from reading files outside certs.d
     except RegistryTrustError as error:
         return str(error)
-    for directory in host_dirs(certs_dir, host):
+    for directory in host_dirs(certs_dir, host) if certs_dir is not None else ():
         hosts_file = directory / HOSTS_FILE
         if hosts_file.exists():
             problems = hosts_file_problems(hosts_file, host)
@@ -275,6 +276,6 @@ def pull_refusal(certs_dir: Path, image: str) -> str | None:
             return None
     if is_loopback(host):
         return (f"registry {host} is on this node's loopback interface and is not trusted: without a "
-                f"hosts.toml in {certs_dir / host} containerd would pull from it over plain HTTP without "
-                "verifying it; trust the registry's CA first")
+                "hosts.toml for it containerd would pull from it over plain HTTP without verifying it; "
+                "trust the registry's CA first (securekube up --registry-ca HOST=CAFILE)")
     return None

@@ -14,6 +14,7 @@ fails that stays Waiting with upstream's reason and message and is never started
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from securekube.kubelet.cri import runtime_v1_pb2 as pb
 from securekube.kubelet.cri.client import CriClient, CriError, CriNotFound
 from securekube.kubelet.crilog import read_container_log
 from securekube.kubelet.errors import ContainerConfigError, PodAdmissionError
+from securekube.kubelet.registries import pull_refusal
 
 LABEL_POD_NAME = "io.kubernetes.pod.name"
 LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"
@@ -61,6 +63,8 @@ class RuntimeConfig:
     cgroups: PodCgroups | None = field(default_factory=PodCgroups)
     memory_capacity: int | None = None  # None: read /proc/meminfo
     runtime_handler: str = ""
+    # containerd's registry configuration (config_path, certs.d); None: it has none.
+    registry_config_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class ContainerRun:
     container_id: str = ""
     waiting_reason: str = ""
     message: str = ""
+    # Whether this attempt had to pull its image (None: it never got that far). The kubelet's
+    # events say "pulled" or "already present" from it, without asking the runtime again.
+    image_pulled: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,9 @@ class PodRunState:
     restart_policy: str
     grace_seconds: int
     containers: tuple[ContainerRun, ...]
+    # time.monotonic() when RunPodSandbox returned (None: not measured), for the kubelet's
+    # per-pod start-up latency breakdown.
+    sandbox_ready_at: float | None = None
 
     def container(self, name: str) -> ContainerRun:
         for run in self.containers:
@@ -254,7 +264,7 @@ class PodRuntime:
             sandbox_config=sandbox_config.SerializeToString(), log_directory=log_directory,
             restart_policy=str(spec.get("restartPolicy") or "Always"),
             grace_seconds=int(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)),
-            containers=(),
+            containers=(), sandbox_ready_at=time.monotonic(),
         )
         runs = tuple(self._start_container(pod, state, container, attempt=0)
                      for container in spec.get("containers") or ())
@@ -335,9 +345,10 @@ class PodRuntime:
         image = str(container.get("image", ""))
         run = ContainerRun(name=name, image=image, attempt=attempt, log_path=f"{name}/{attempt}.log")
         try:
-            image_status = self._ensure_image(container)
+            image_status, pulled = self._ensure_image(container)
         except _ImageUnavailable as unavailable:
             return replace(run, waiting_reason=unavailable.reason, message=unavailable.message)
+        run = replace(run, image_pulled=pulled)
         sandbox_config = pb.PodSandboxConfig.FromString(state.sandbox_config)
         try:
             config = self._container_config(pod, container, image_status, run)
@@ -355,17 +366,24 @@ class PodRuntime:
             return replace(run, waiting_reason="RunContainerError", message=str(error))
         return run
 
-    def _ensure_image(self, container: Mapping[str, Any]) -> pb.Image:
+    def _ensure_image(self, container: Mapping[str, Any]) -> tuple[pb.Image, bool]:
+        """The container's image as the runtime holds it (pulled first if the policy says so), and
+        whether it had to be pulled."""
         image = str(container.get("image", ""))
         if not image:
             raise _ImageUnavailable("InvalidImageName", "container image is empty")
         policy = image_pull_policy(container)
         present = self._cri.image_status(image)
         if present is not None and policy != "Always":
-            return present
+            return present, False
         if present is None and policy == "Never":
             raise _ImageUnavailable("ErrImageNeverPull",
                                     f'Container image "{image}" is not present with pull policy of Never')
+        # containerd pulls from a registry it has no configuration for over plain HTTP when the
+        # registry is on loopback: never ask it to pull what it would not verify.
+        refusal = pull_refusal(self._config.registry_config_dir, image)
+        if refusal is not None:
+            raise _ImageUnavailable("ErrImagePull", refusal)
         try:
             self._cri.pull_image(image)
         except CriError as error:
@@ -373,7 +391,7 @@ class PodRuntime:
         pulled = self._cri.image_status(image)
         if pulled is None:
             raise _ImageUnavailable("ErrImagePull", f'image "{image}" is not present after pulling it')
-        return pulled
+        return pulled, True
 
     def _container_config(self, pod: Mapping[str, Any], container: Mapping[str, Any],
                           image: pb.Image, run: ContainerRun) -> pb.ContainerConfig:

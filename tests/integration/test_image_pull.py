@@ -177,9 +177,6 @@ def pod_phase(cluster: Cluster, name: str) -> str:
     return cluster.kubectl("get", "pod", name, "-n", NAMESPACE, "-o", "jsonpath={.status.phase}").stdout
 
 
-@pytest.mark.xfail(strict=True, reason="needs the kubelet's pull guard (registries.pull_refusal called in "
-                                       "runtime.py before PullImage): containerd 1.6 pulls from an "
-                                       "unconfigured loopback registry over plain HTTP")
 def test_an_unconfigured_loopback_registry_is_never_pulled_from_over_plain_http(cluster: Cluster,
                                                                                 registries: Registries) -> None:
     image = image_of(registries.plain_http)

@@ -1,6 +1,7 @@
 """PodRuntime drives CRI in the right order and refuses before the runtime is asked (fake CRI)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -293,3 +294,14 @@ def test_invalid_pod_user_is_refused_before_the_cgroup_exists(runtime: PodRuntim
     with pytest.raises(PodAdmissionError, match="runAsUser: must be a non-negative integer"):
         runtime.run_pod(make_pod(pod_sc={"runAsUser": -1}))
     assert cri.calls == [] and not (cgroup_root / "pids" / "sk").exists()
+
+
+def test_the_runtime_tells_whether_it_pulled_after_one_image_lookup(runtime: PodRuntime, cri: FakeCri,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups: list[str] = []
+    known = cri.image_status
+    monkeypatch.setattr(cri, "image_status", lambda image: lookups.append(image) or known(image))
+    state = runtime.run_pod(make_pod(NONROOT_IMAGE))
+    assert state.container("app").image_pulled is False
+    assert lookups == [NONROOT_IMAGE]
+    assert state.sandbox_ready_at is not None and state.sandbox_ready_at <= time.monotonic()
