@@ -9,6 +9,8 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +107,24 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
+
+
+@contextmanager
+def node_cluster(root: Path, node_name: str, *args: str) -> Iterator[Cluster]:
+    """A cluster with its local node (containerd → runc), stopped cleanly at the end.
+
+    Needs root and the node's system parts: skips without them, fails when CI=true.
+    """
+    from securekube.kubelet.localnode import missing_parts
+    from tests.conftest import require
+
+    missing = missing_parts()
+    require(not missing, "; ".join(missing))
+    running = Cluster(root / "data", free_port(), args=("--node-name", node_name, "--kubelet-port", "0", *args)).start()
+    try:
+        yield running
+    finally:
+        assert running.stop() == 0, running.log()
 
 
 RESTRICTED_IMAGE = "localhost/securekube/busybox:test"

@@ -30,7 +30,7 @@ from securekube.kubelet.images import BUSYBOX_IMAGE, TEST_IMAGES, busybox_layer,
 from securekube.kubelet.localnode import missing_parts
 from tests.conftest import require
 from tests.integration.certs import issue_server, make_ca, write_ca
-from tests.integration.cluster import Cluster, free_port
+from tests.integration.cluster import Cluster, free_port, node_cluster
 from tests.integration.registry import REGISTRY_BINARY, Registry, image_from_layout
 
 pytestmark = pytest.mark.integration
@@ -87,17 +87,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, registries: Registries) ->
     parameters.write_text(yaml.safe_dump({"allowed-image-registries": {"registries": allowed}}))
     ca_file = root / "trusted-ca.crt"
     ca_file.write_bytes(registries.trusted_ca_pem)
-    running = Cluster(root / "data", free_port(),
-                      args=("--node-name", NODE, "--kubelet-port", "0", "--admission-parameters", str(parameters),
-                            "--registry-ca", f"{registries.trusted.host}={ca_file}",
-                            # Trusted with a CA that did not issue the certificate this registry serves.
-                            "--registry-ca", f"{registries.other_ca.host}={ca_file}")).start()
-    try:
+    with node_cluster(root, NODE, "--admission-parameters", str(parameters),
+                      "--registry-ca", f"{registries.trusted.host}={ca_file}",
+                      # Trusted with a CA that did not issue the certificate this registry serves.
+                      "--registry-ca", f"{registries.other_ca.host}={ca_file}") as running:
         running.kubectl("wait", "--for=condition=Ready", f"node/{NODE}", "--timeout=30s")
         running.kubectl("create", "namespace", NAMESPACE)
         yield running
-    finally:
-        assert running.stop() == 0, running.log()
 
 
 def pod_manifest(name: str, image: str) -> str:

@@ -14,9 +14,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from securekube.kubelet.localnode import missing_parts
-from tests.conftest import require
-from tests.integration.cluster import Cluster, free_port, restricted_pod_yaml
+from tests.integration.cluster import Cluster, node_cluster, restricted_pod_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +27,8 @@ NOT_STARTED = ("is waiting to start", "is not running on this node")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    missing = missing_parts()
-    require(not missing, "; ".join(missing))
-    root = tmp_path_factory.mktemp("logs")
-    running = Cluster(root / "data", free_port(), args=("--node-name", NODE, "--kubelet-port", "0")).start()
-    try:
+    with node_cluster(tmp_path_factory.mktemp("logs"), NODE) as running:
         yield running
-    finally:
-        assert running.stop() == 0, running.log()
 
 
 def printer_pod(name: str) -> str:

@@ -19,9 +19,7 @@ import pytest
 import yaml
 
 from securekube.kubelet.cri.client import CriClient
-from securekube.kubelet.localnode import missing_parts
-from tests.conftest import require
-from tests.integration.cluster import Cluster, free_port
+from tests.integration.cluster import Cluster, node_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +35,10 @@ EPERM = "Operation not permitted"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    missing = missing_parts()
-    require(not missing, "; ".join(missing))
-    root = tmp_path_factory.mktemp("node")
-    running = Cluster(root / "data", free_port(), args=("--node-name", NODE, "--kubelet-port", "0")).start()
-    try:
+    with node_cluster(tmp_path_factory.mktemp("node"), NODE) as running:
         running.kubectl("create", "namespace", NAMESPACE)
         running.kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=privileged")
         yield running
-    finally:
-        assert running.stop() == 0, running.log()
 
 
 def pod_manifest(name: str, script: str, restart: str = "Never", container_sc: dict | None = None,

@@ -11,9 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from securekube.kubelet.localnode import missing_parts
-from tests.conftest import require
-from tests.integration.cluster import RESTRICTED_IMAGE, Cluster, free_port, restricted_pod_yaml
+from tests.integration.cluster import RESTRICTED_IMAGE, Cluster, node_cluster, restricted_pod_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -23,15 +21,9 @@ NAMESPACE = "events-test"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    missing = missing_parts()
-    require(not missing, "; ".join(missing))
-    root = tmp_path_factory.mktemp("events")
-    running = Cluster(root / "data", free_port(), args=("--node-name", NODE, "--kubelet-port", "0")).start()
-    try:
+    with node_cluster(tmp_path_factory.mktemp("events"), NODE) as running:
         running.kubectl("create", "namespace", NAMESPACE)
         yield running
-    finally:
-        assert running.stop() == 0, running.log()
 
 
 def events_of(cluster: Cluster, name: str) -> list[dict]:
