@@ -160,14 +160,13 @@ class AuditStage:
                 response_chunks.append(message.get("body", b""))
                 if message.get("more_body", False):
                     return
-                final = [self._event_or_none(decision, complete_event)]
-                if mutating:
-                    await self._write(final)  # the client hears of the write only once it is on record
+                if mutating:  # the client hears of the write only once it is on record
+                    await self._write([self._event_or_none(decision, complete_event)])
                 for m in held:
                     await send(m)
                 await send({"type": "http.response.body", "body": b"".join(response_chunks)})
-                if not mutating:
-                    await self._write(final, durable=False)  # already answered: nothing waits on it
+                if not mutating:  # already answered: the event is built and written off the client's clock
+                    await self._write([self._event_or_none(decision, complete_event)], durable=False)
                 return
             await send(message)
 
