@@ -9,9 +9,9 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, Callable
 
 import uvicorn
@@ -167,7 +167,8 @@ class ControlPlane:
         webhook = (WebhookSink(config.audit_webhook.url, config.audit_webhook.ssl_context)
                    if config.audit_webhook is not None else None)
         self.audit = AuditBackends(self.audit_log, webhook)
-        app = PodLogs(create_app(handlers, ready=self.ready, oidc=self.tokens, metrics=self.audit.metrics), self.registry, config.pki_dir)
+        app = PodLogs(create_app(handlers, ready=self.ready, oidc=self.tokens, metrics=self.audit.metrics),
+                      self.registry, config.pki_dir)
         self.app = build_handler_chain(app,
                                        authenticator=authenticator, authorizer=authorizer,
                                        audit_policy=audit_policy, audit_sink=self.audit.submit)
