@@ -10,15 +10,21 @@ any write, and takes effect without a restart:
   template, or deleting a template whose constraints still exist: refused, nothing stored.
 - `sync` (after every write to these kinds, and at start) installs what is stored: the catalog
   serves the constraint kinds the templates define, and RegoAdmission evaluates the templates
-  and constraints. All or nothing: if the stored set cannot be installed, the set in force stays
-  and the failure is logged (only an engine failure can get there, since every write was checked).
+  and constraints. All or nothing: if the stored set cannot be installed, the set in force stays,
+  the catalog is left as it was, and PolicyNotInstalled is raised (at start the server refuses to
+  start; after a write the client gets a 500 instead of a success).
+- `serialized(group)` is held by the API handler around each write to these kinds, from
+  admission through storage to `sync`: the check sees exactly the set the write changes, so two
+  writes cannot each pass against a set the other is changing (a constraint created while its
+  template is deleted, two templates claiming one Rego package).
 
 The policies shipped in policies/ are loaded separately at start and are not touched here.
 """
 from __future__ import annotations
 
-import logging
+import contextlib
 import threading
+from typing import ContextManager
 
 from securekube.admission.gatekeeper import GatekeeperError
 from securekube.admission.interfaces import DELETE, AdmissionError, AdmissionRequest, AdmissionResult
@@ -30,7 +36,6 @@ from securekube.registry.kinds.gatekeeper import (CONSTRAINT_GROUP, TEMPLATE_GRO
                                                   ConstraintTemplateStrategy, template_kind)
 from securekube.registry.registry import Registry
 
-log = logging.getLogger("securekube.admission")
 _TEMPLATE_TYPE = ConstraintTemplateStrategy.type
 
 
@@ -50,6 +55,13 @@ def _invalid(kind: str, name: str, message: str) -> AdmissionError:
                                                         group))
 
 
+class PolicyNotInstalled(PolicyError):
+    """The stored templates and constraints could not be installed; the previous set is in force."""
+
+
+POLICY_GROUPS = (TEMPLATE_GROUP, CONSTRAINT_GROUP)
+
+
 class PolicyObjects:
     """Keeps RegoAdmission's templates and constraints equal to the stored objects; a validating stage."""
 
@@ -58,7 +70,7 @@ class PolicyObjects:
     def __init__(self, registry: Registry, rego: RegoAdmission) -> None:
         self._registry = registry
         self._rego = rego
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by validate and sync inside a serialized write
         self._kinds: set[str] = set()  # constraint kinds registered in the catalog
 
     # -- what is stored ------------------------------------------------------------------
@@ -79,16 +91,23 @@ class PolicyObjects:
 
     # -- admission -----------------------------------------------------------------------
 
+    def serialized(self, group: str) -> ContextManager[object]:
+        """What the API handler holds around a write of `group` (a no-op for other groups)."""
+        return self._lock if group in POLICY_GROUPS else contextlib.nullcontext()
+
     def validate(self, request: AdmissionRequest) -> AdmissionResult:
         group, _ = request.group_resource
-        if group not in (TEMPLATE_GROUP, CONSTRAINT_GROUP) or request.sub_resource:
+        if group not in POLICY_GROUPS or request.sub_resource:
             return AdmissionResult(request.object)
-        with self._lock:  # the stored set cannot change under the check through another sync
-            templates = self._stored_templates()
-            kinds = {template_kind(t) for t in templates}
-            constraints = self._stored_constraints(kinds)
+        with self._lock:
+            return self._validate(request)
+
+    def _validate(self, request: AdmissionRequest) -> AdmissionResult:
+        templates = self._stored_templates()
+        kinds = {template_kind(t) for t in templates}
+        constraints = self._stored_constraints(kinds)
         kind = str(request.kind.get("kind", ""))
-        if group == TEMPLATE_GROUP:
+        if request.group_resource[0] == TEMPLATE_GROUP:
             templates = [t for t in templates if _name(t) != request.name]
             if request.operation == DELETE:
                 defined = template_kind(request.old_object or {})
@@ -118,19 +137,29 @@ class PolicyObjects:
         with self._lock:
             templates = self._stored_templates()
             kinds = {template_kind(t) for t in templates} - {""}
-            for kind in sorted(kinds - self._kinds):
+            added = sorted(kinds - self._kinds)
+            for kind in added:  # served first: their stored constraints are listed through the catalog
                 self._registry.catalog.register(ConstraintStrategy(kind))
-            self._kinds |= kinds
             try:
                 self._rego.replace(templates=templates, constraints=self._stored_constraints(kinds))
             except (PolicyError, GatekeeperError) as exc:
-                log.error("stored policies not installed, the previous set stays in force: %s", exc)
-                return
+                for kind in added:
+                    self._registry.catalog.unregister(CONSTRAINT_GROUP, kind)
+                raise PolicyNotInstalled(f"the stored ConstraintTemplates and Constraints could not be installed "
+                                         f"(the previous set stays in force): {exc}") from None
             for kind in sorted(self._kinds - kinds):
                 self._registry.catalog.unregister(CONSTRAINT_GROUP, kind)
             self._kinds = kinds
 
     def after_write(self, group: str) -> None:
-        """Called after any write; installs the stored set when the write was to a policy kind."""
-        if group in (TEMPLATE_GROUP, CONSTRAINT_GROUP):
+        """Called after any write; installs the stored set when the write was to a policy kind.
+
+        Raises a 500 ApiError when it cannot: the write is stored but not in force, and the
+        client must not be told it succeeded.
+        """
+        if group not in POLICY_GROUPS:
+            return
+        try:
             self.sync()
+        except PolicyNotInstalled as exc:
+            raise errors.internal(str(exc)) from None

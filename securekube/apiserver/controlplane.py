@@ -158,7 +158,8 @@ class ControlPlane:
         handlers = ResourceHandlers(self.registry, reviews, after_write=self._after_write,
                                     creators={("", "serviceaccounts", "token"): self.tokens.request,
                                               ("", "pods", "binding"): self._bind},
-                                    admission=admission)
+                                    admission=admission,
+                                    serialize=lambda store: self.policy_objects.serialized(store.type.group))
         authenticator = UnionAuthenticator(X509Authenticator(lambda: self.revocations.serials),
                                            self.tokens)
         audit_policy = AuditPolicy.load(config.audit_policy) if config.audit_policy else default_policy()

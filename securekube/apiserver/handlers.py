@@ -7,21 +7,21 @@ stores nothing.
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ContextManager, Mapping
 
 from securekube.api import errors, fieldcheck
 from securekube.api.patch import json_merge_patch, json_patch, strategic_merge_patch
 from securekube.api.selectors import parse_field_selector, parse_label_selector
 from securekube.apiserver.negotiation import PATCH_TYPES, decode_body, media_type, to_table, wants_table
 from securekube.apiserver.admission_hook import Admission, Notes
-from securekube.apiserver.requestinfo import RequestInfo
+from securekube.apiserver.requestinfo import WRITE_VERBS, RequestInfo
 from securekube.apiserver.reviews import Reviews
 from securekube.authn.interfaces import UserInfo
 from securekube.registry.registry import Registry
 from securekube.registry.resource import ResourceType
 from securekube.registry.store import Admit, ListOptions, Store
-
 
 # (namespace, name, decoded body, requesting user) -> the created object, e.g. a TokenRequest.
 SubresourceCreator = Callable[[str, str, Any, UserInfo], dict]
@@ -82,9 +82,12 @@ class ResourceHandlers:
     def __init__(self, registry: Registry, reviews: Reviews,
                  after_write: Callable[[Store, int], None] = lambda s, r: None,
                  creators: Mapping[tuple[str, str, str], SubresourceCreator] | None = None,
-                 admission: Admission | None = None) -> None:
+                 admission: Admission | None = None,
+                 serialize: Callable[[Store], ContextManager[object]] = lambda store: nullcontext()) -> None:
         """`creators` serve subresources that create something, by (group, resource, subresource);
-        `admission` sees every object about to be written (with the stored one on updates and deletes)."""
+        `admission` sees every object about to be written (with the stored one on updates and deletes);
+        `serialize(store)` is held around each write to the store, from admission to `after_write`."""
+        self._serialize = serialize
         self.registry = registry
         self._admission = admission
         self._reviews = reviews
@@ -114,6 +117,9 @@ class ResourceHandlers:
         verb = getattr(self, f"_{info.verb}", None)
         if verb is None:
             raise errors.method_not_allowed()
+        if info.verb in WRITE_VERBS:
+            with self._serialize(store):
+                return verb(store, namespace, req)
         return verb(store, namespace, req)
 
     def _review(self, t: ResourceType, req: Request) -> Reply:
@@ -253,18 +259,20 @@ class ResourceHandlers:
         dry_run = _dry_run(req.query, options)
         opts = list_options(store, req.query)
         deleted = []
-        for obj in store.list(namespace, ListOptions(opts.label_selector, opts.field_selector)).items:
-            try:
-                item_namespace = obj["metadata"].get("namespace", "")
-                gone, _ = store.delete(item_namespace, obj["metadata"]["name"], dry_run=dry_run,
-                                       admit=self._admit(store, item_namespace, "DELETE", req, dry_run))
-            except errors.ApiError as exc:
-                if exc.code == 404:
-                    continue  # deleted by someone else meanwhile
-                raise
-            deleted.append(gone)
-        for obj in deleted[-1:]:
-            self._written(store, obj)
+        try:
+            for obj in store.list(namespace, ListOptions(opts.label_selector, opts.field_selector)).items:
+                try:
+                    item_namespace = obj["metadata"].get("namespace", "")
+                    gone, _ = store.delete(item_namespace, obj["metadata"]["name"], dry_run=dry_run,
+                                           admit=self._admit(store, item_namespace, "DELETE", req, dry_run))
+                except errors.ApiError as exc:
+                    if exc.code == 404:
+                        continue  # deleted by someone else meanwhile
+                    raise
+                deleted.append(gone)
+        finally:  # what was deleted before a refusal is gone: caches must see it either way
+            for obj in deleted[-1:]:
+                self._written(store, obj)
         return Reply(200, {"kind": store.type.list_kind, "apiVersion": store.type.api_version,
                            "metadata": {}, "items": deleted})
 

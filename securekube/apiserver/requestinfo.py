@@ -8,6 +8,8 @@ from urllib.parse import parse_qsl
 NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 # Legacy path prefixes that name the verb: /api/v1/watch/..., /api/v1/proxy/...
 SPECIAL_VERBS = frozenset({"watch", "proxy"})
+# The verbs that change stored objects.
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 _METHOD_VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 

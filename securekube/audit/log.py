@@ -321,6 +321,9 @@ class AuditLog:
         while any(p.exists() for p in plain_and_compressed(backup)):
             now += timedelta(milliseconds=1)
             backup = self._names.backup_path(now)
+        # Records written without a sync (reads) are sealed by the rotate checkpoint in the new file,
+        # so the old file must be on disk before that checkpoint is.
+        os.fdatasync(self._fd)
         self._close_fd()
         try:
             os.rename(self._names.active, backup)

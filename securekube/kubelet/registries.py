@@ -95,9 +95,12 @@ def is_loopback(host: str) -> bool:
     if name.lower() in LOOPBACK_NAMES:
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
+    # ::ffff:127.0.0.1 is loopback to Go (and so to containerd), not to Python's ipaddress.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def host_dirs(certs_dir: Path, host: str) -> tuple[Path, ...]:

@@ -59,6 +59,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from securekube.policy.data_refs import DataRef, data_ref_of
+from securekube.policy.embedded import EmbeddedOpaEngine
 from securekube.policy.interfaces import PolicyCompileError, PolicyError, PolicyTimeout, QueryResult
 from securekube.policy.opa_errors import RegoError, errors_from_json, render_all, with_source_lines
 
@@ -140,6 +141,7 @@ class RemoteEngine:
         self._installed: dict[str, str] | None = None  # this engine's policies on the server: id -> source
         self._unsynchronised = False  # a failed load could not be undone: the server's state is unknown
         self._closed = False
+        self._checker: EmbeddedOpaEngine | None = None  # compiles candidate policies; see check()
 
     def __repr__(self) -> str:
         return f"RemoteEngine(url={self._url!r})"
@@ -376,14 +378,31 @@ class RemoteEngine:
         if self._closed:
             raise PolicyError("the policy engine is closed")
 
+    def check(self, modules: Mapping[str, str]) -> None:
+        """Compile `modules` as `load` would, without installing them; raises PolicyCompileError.
+
+        OPA's REST API has no compile-only call for a set of modules, so the check runs on the
+        embedded OPA v1 engine: a policy that would not compile is refused before it is stored
+        (the server still compiles it again on `load`).
+        """
+        with self._write_lock:
+            self._check_open()
+            if self._checker is None:
+                self._checker = EmbeddedOpaEngine()
+            checker = self._checker
+        checker.check(modules)
+
     def close(self) -> None:
         """Stop accepting evaluations and close the connections; evaluations in flight fail or finish."""
         with self._write_lock:
             if self._closed:
                 return
             self._closed = True
+            checker, self._checker = self._checker, None
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._client.close_connection()
+        if checker is not None:
+            checker.close()
 
     def __enter__(self) -> RemoteEngine:
         return self

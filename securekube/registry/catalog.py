@@ -1,6 +1,9 @@
 """Every kind the API serves: one line per kind."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from securekube.registry.kinds.certificatesigningrequests import CertificateSigningRequestStrategy
 from securekube.registry.kinds.configmaps import ConfigMapStrategy
 from securekube.registry.kinds.events import EventStrategy
@@ -50,12 +53,26 @@ VIRTUAL_TYPES: tuple[ResourceType, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class _Tables:
+    """One published state of the catalog: replaced whole, so readers never see half of a change."""
+
+    strategies: tuple[Strategy, ...]
+    by_resource: Mapping[tuple[str, str, str], Strategy]
+    by_kind: Mapping[tuple[str, str], Strategy]
+
+    @classmethod
+    def of(cls, strategies: tuple[Strategy, ...]) -> _Tables:
+        return cls(strategies, {(s.type.group, s.type.version, s.type.plural): s for s in strategies},
+                   {(s.type.group, s.type.kind): s for s in strategies})
+
+
 class Catalog:
     """Looks kinds up by (group, version, plural) and by (group, kind).
 
     The built-in kinds are fixed; kinds defined at run time (the Constraint kinds of
-    ConstraintTemplates) come and go through `register`/`unregister`. Each change publishes new
-    lookup tables at once, so a reader never sees half of one.
+    ConstraintTemplates) come and go through `register`/`unregister`, which callers serialise.
+    Each change publishes new lookup tables in one assignment.
     """
 
     def __init__(self, strategies: tuple[type[Strategy], ...] = STRATEGIES,
@@ -63,27 +80,26 @@ class Catalog:
         self.virtual = virtual
         self._virtual_by_resource = {(t.group, t.version, t.plural): t for t in virtual}
         self._builtin = tuple(s() for s in strategies)
-        self._publish(self._builtin)
+        self._tables = _Tables.of(self._builtin)
 
-    def _publish(self, strategies: tuple[Strategy, ...]) -> None:
-        by_resource = {(s.type.group, s.type.version, s.type.plural): s for s in strategies}
-        by_kind = {(s.type.group, s.type.kind): s for s in strategies}
-        self._by_resource, self._by_kind, self.strategies = by_resource, by_kind, strategies
+    @property
+    def strategies(self) -> tuple[Strategy, ...]:
+        return self._tables.strategies
 
     def register(self, strategy: Strategy) -> None:
         """Serves a kind defined at run time; a kind or resource already served is refused."""
-        t = strategy.type
-        if (t.group, t.kind) in self._by_kind or (t.group, t.version, t.plural) in self._by_resource:
+        t, tables = strategy.type, self._tables
+        if (t.group, t.kind) in tables.by_kind or (t.group, t.version, t.plural) in tables.by_resource:
             raise ValueError(f"{t.kind}.{t.group} is already served")
-        self._publish((*self.strategies, strategy))
+        self._tables = _Tables.of((*tables.strategies, strategy))
 
     def unregister(self, group: str, kind: str) -> None:
         """Stops serving a kind registered at run time (built-in kinds stay)."""
-        self._publish(tuple(s for s in self.strategies
-                            if s in self._builtin or (s.type.group, s.type.kind) != (group, kind)))
+        self._tables = _Tables.of(tuple(s for s in self._tables.strategies
+                                        if s in self._builtin or (s.type.group, s.type.kind) != (group, kind)))
 
     def by_resource(self, group: str, version: str, plural: str) -> Strategy | None:
-        return self._by_resource.get((group, version, plural))
+        return self._tables.by_resource.get((group, version, plural))
 
     def virtual_type(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._virtual_by_resource.get((group, version, plural))
@@ -91,10 +107,10 @@ class Catalog:
     @property
     def types(self) -> tuple[ResourceType, ...]:
         """Every kind served, stored or virtual, in a stable order."""
-        return tuple(s.type for s in self.strategies) + self.virtual
+        return tuple(s.type for s in self._tables.strategies) + self.virtual
 
     def by_kind(self, group: str, kind: str) -> Strategy | None:
-        return self._by_kind.get((group, kind))
+        return self._tables.by_kind.get((group, kind))
 
     def groups(self) -> dict[str, list[str]]:
         """group -> versions served, in a stable order (core group is "")."""

@@ -22,7 +22,7 @@ import logging
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from securekube.apiserver.requestinfo import request_info
+from securekube.apiserver.requestinfo import WRITE_VERBS, request_info
 from securekube.apiserver.stages.authorization import attributes_for
 from securekube.audit import event as ev
 from securekube.audit.policy import AuditPolicy, RuleDecision
@@ -30,7 +30,6 @@ from securekube.authn.interfaces import UserInfo
 from securekube.authz.interfaces import Verdict
 
 log = logging.getLogger("securekube.audit")
-MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 STREAMING_VERBS = frozenset({"watch"})
 # Upstream's long-running subresources: their responses stream, so nothing of them is held back.
 LONG_RUNNING_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
@@ -98,7 +97,7 @@ class AuditStage:
         if decision.level == ev.LEVEL_NONE:
             await self.app(scope, receive, send)
             return
-        mutating = info.verb in MUTATING_VERBS
+        mutating = info.verb in WRITE_VERBS
         streaming = info.verb in STREAMING_VERBS or info.subresource in LONG_RUNNING_SUBRESOURCES
         if decision.records(ev.STAGE_REQUEST_RECEIVED):
             first = self._event(scope, decision, ev.STAGE_REQUEST_RECEIVED, user, received=received)
@@ -178,8 +177,8 @@ class AuditStage:
                                     status=ev.response_status(500, status="Failure", reason="InternalError"))
                 await self._write([panic])
             raise
-        if streaming:
-            await self._write([self._event_or_none(decision, complete_event)], durable=False)
+        if streaming:  # a mutating stream (exec, attach) is recorded durably, like any write
+            await self._write([self._event_or_none(decision, complete_event)], durable=mutating)
 
     @staticmethod
     def _event_or_none(decision: RuleDecision, build: Callable[[], dict]) -> dict | None:

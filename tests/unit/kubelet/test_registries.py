@@ -166,6 +166,8 @@ def test_pinning_makes_a_portless_loopback_name_https_only_and_keeps_a_users_fil
     ("127.0.0.1:5000/app@sha256:00", "127.0.0.1:5000", True),
     ("127.1.2.3/app", "127.1.2.3", True),
     ("[::1]:5000/app", "[::1]:5000", True),
+    ("[::ffff:7f00:1]:5000/app", "[::ffff:7f00:1]:5000", True),  # IPv4-mapped 127.0.0.1, loopback to Go
+    ("[::ffff:a00:1]:5000/app", "[::ffff:a00:1]:5000", False),
     ("10.0.0.1:5000/app", "10.0.0.1:5000", False),
 ])
 def test_the_registry_of_an_image(image: str, host: str, loopback: bool) -> None:

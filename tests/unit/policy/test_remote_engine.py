@@ -153,6 +153,15 @@ def test_a_compile_error_names_file_line_and_column_as_the_embedded_engine_does(
     assert with_columns(str(raised.value)) == "typo.rego:3:10: rego_type_error: undefined function countt"
 
 
+def test_check_compiles_without_installing_so_admission_can_refuse_before_storing(remote: RemoteEngine) -> None:
+    remote.load({"kept.rego": "package kept\n\nallow := true\n"})
+    with pytest.raises(PolicyCompileError, match="undefined function countt"):
+        remote.check({"typo.rego": "package typo\n\nallow if countt(input.items) > 1\n"})
+    remote.check({"fine.rego": "package fine\n\nallow := true\n"})
+    assert remote.evaluate("x := data.kept.allow", timeout=5)[0]["x"] is True  # nothing was replaced
+    assert remote.evaluate("x := data.fine.allow", timeout=5) == ()  # nor installed
+
+
 def test_a_failed_load_leaves_the_modules_before_it_in_force(remote: RemoteEngine) -> None:
     remote.load({"demo.rego": GREETING})
     with pytest.raises(PolicyCompileError, match=r"broken\.rego:5: rego_parse_error"):
