@@ -34,8 +34,13 @@ from securekube.api.selectors import Requirement, label_selector_from_object, la
 from securekube.policy.admission_input import group_version
 from securekube.policy.interfaces import PolicyCompileError, PolicyEngine
 from securekube.policy.loader import RegoModule, parse_module
+from securekube.registry.kinds.gatekeeper import (CONSTRAINT_GROUP, DENY, DRYRUN, ENFORCEMENT_ACTIONS, TEMPLATE_GROUP,
+                                                  WARN)
 
 __all__ = [
+    "DENY",
+    "DRYRUN",
+    "WARN",
     "CONSTRAINT_GROUP",
     "ENFORCEMENT_ACTIONS",
     "GATEKEEPER_TARGET",
@@ -52,13 +57,9 @@ __all__ = [
     "parse_template",
 ]
 
-TEMPLATE_GROUP = "templates.gatekeeper.sh"
-CONSTRAINT_GROUP = "constraints.gatekeeper.sh"
 _VERSIONS = ("v1", "v1beta1", "v1alpha1")
 GATEKEEPER_TARGET = "admission.k8s.gatekeeper.sh"
 VIOLATION_RULE = "violation"
-DENY, WARN, DRYRUN = "deny", "warn", "dryrun"
-ENFORCEMENT_ACTIONS = (DENY, WARN, DRYRUN)
 _RESERVED_PACKAGE = "securekube"
 _LIB_PACKAGE = "lib"
 _V0_HINT = ("Rego v0 syntax is not supported (the embedded engine is OPA v1); convert the template with "

@@ -24,7 +24,8 @@ TEMPLATE_GROUP = "templates.gatekeeper.sh"
 CONSTRAINT_GROUP = "constraints.gatekeeper.sh"
 CONSTRAINT_VERSION = "v1beta1"
 CONSTRAINT_CATEGORIES = ("constraint", "constraints")
-ENFORCEMENT_ACTIONS = ("deny", "warn", "dryrun")
+DENY, WARN, DRYRUN = "deny", "warn", "dryrun"
+ENFORCEMENT_ACTIONS = (DENY, WARN, DRYRUN)
 # A CRD kind: upper camel case, as Kubernetes requires of kind names.
 _KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
 
