@@ -128,12 +128,13 @@ def remote_opa_config(args: argparse.Namespace) -> "RemoteEngineConfig | None":
 
 
 def run(args: argparse.Namespace) -> int:
-    from securekube.apiserver.controlplane import ControlPlaneConfig, serve
+    from securekube.apiserver.controlplane import DEFAULT_POLICIES_DIR, ControlPlaneConfig, serve
     from securekube.cli.policy import read_parameters
     from securekube.apiserver.tls import ServingCerts
     from securekube.pki.errors import PkiError
     from securekube.pki.layout import PkiPaths
     from securekube.policy.interfaces import PolicyError
+    from securekube.policy.loader import policy_dirs
     from securekube.audit.errors import AuditError
     from securekube.storage.transform.model import EncryptionConfigError
 
@@ -146,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
     webhook = audit_webhook_target(args.audit_webhook_config_file) if args.audit_webhook_config_file else None
     remote_opa = remote_opa_config(args)
     parameters = read_parameters(args.admission_parameters)
+    shipped = {d.name for d in policy_dirs(DEFAULT_POLICIES_DIR)}
+    unknown = sorted(set(parameters) - shipped)
+    if unknown:  # refused before anything is created, not when the control plane installs them
+        raise CliError(f"--admission-parameters: no shipped policy is named {', '.join(unknown)}")
     trusted_registries = registry_cas(args.registry_ca)
     prepare(data_dir, server_url)
     pki = PkiPaths(data_dir.pki)

@@ -156,7 +156,7 @@ def read_policies(root: Path, engine: PolicyEngine, *, timeout: float = PARSE_TI
     """
     if not root.is_dir():
         raise PolicyLoadError(f"{root}: the policies directory does not exist")
-    policies = tuple(_read_policy(directory, engine, timeout) for directory in _policy_dirs(root))
+    policies = tuple(_read_policy(directory, engine, timeout) for directory in policy_dirs(root))
     packages: dict[tuple[str, ...], str] = {}
     for policy in policies:
         other = packages.setdefault(policy.module.package, policy.name)
@@ -209,7 +209,8 @@ def parse_module(engine: PolicyEngine, path: Path, source: str, *, timeout: floa
                       references=references)
 
 
-def _policy_dirs(root: Path) -> list[Path]:
+def policy_dirs(root: Path) -> list[Path]:
+    """The policy folders under `root` (each policy's name is its folder's)."""
     # Hidden and private entries (".git", "__pycache__") are not policies.
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 

@@ -40,6 +40,14 @@ def test_parameters_for_an_unknown_policy_are_refused(capsys: pytest.CaptureFixt
     assert "parameters must be one mapping of policy name to a mapping of parameters" in err
 
 
+def test_parameters_for_a_policy_that_is_not_shipped_are_refused(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path) -> None:
+    parameters = tmp_path / "parameters.yaml"
+    parameters.write_text("allowed-image-registrys: {registries: [localhost/]}\n")  # a typo
+    err = run_up(capsys, tmp_path / "data", "--no-node", "--admission-parameters", str(parameters))
+    assert "no shipped policy is named allowed-image-registrys" in err
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (("--opa-url", "https://127.0.0.1:8181"), "--opa-url needs --opa-ca-file"),
     (("--opa-ca-file", "ca.crt"), "--opa-ca-file needs --opa-url"),
