@@ -48,7 +48,9 @@ def micro_time(moment: datetime) -> str:
     """A timestamp as metav1.MicroTime: RFC 3339 in UTC with microseconds, e.g. 2024-01-02T03:04:05.123456Z."""
     if moment.tzinfo is None:
         raise ValueError("audit timestamps must be timezone-aware")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: it always writes four year digits (glibc's %Y does not below 1000),
+    # and it is the cheaper of the two on a path every request takes twice.
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
 
 
 def now_micro_time() -> str:

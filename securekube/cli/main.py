@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from securekube.cli import errors
+from securekube.policy import go_runtime
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and getattr(args, "runs_policy_engine", False) and go_runtime.needs_restart():
+        go_runtime.restart_with_engine_gc()  # only a process started for this command restarts itself
     try:
         return int(args.run(args) or 0)
     except errors.CliError as exc:

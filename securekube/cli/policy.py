@@ -122,7 +122,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     _add_policy_arguments(replay_cmd)
     replay_cmd.add_argument("--workers", type=int, default=4, help="evaluations at once (default 4)")
     replay_cmd.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    replay_cmd.set_defaults(run=run_replay)
+    replay_cmd.set_defaults(run=run_replay, runs_policy_engine=True)
 
     audit = commands.add_parser(
         "audit-existing", help="judge the objects stored in a live cluster",
@@ -145,7 +145,7 @@ def register(groups: argparse._SubParsersAction) -> None:
                     "embedded OPA engine: a remote admission engine for `securekube up --opa-url` where no "
                     "`opa` binary is at hand.")
     add_serve_arguments(serve)
-    serve.set_defaults(run=run_serve)
+    serve.set_defaults(run=run_serve, runs_policy_engine=True)
 
 
 def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:

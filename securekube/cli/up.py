@@ -45,7 +45,7 @@ def register(groups: argparse._SubParsersAction) -> None:
                         help="seconds without a kubelet lease renewal before its node is marked unreachable "
                              "(default 40, as upstream)")
     add_node_arguments(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, runs_policy_engine=True)
 
 
 def _step(message: str) -> None:

@@ -23,7 +23,8 @@ Go `rego` package). What that binding does and does not do shapes this module:
 - The Go runtime inside the binding reads its settings (GOGC, GOMAXPROCS) from the environment
   the process was started with, not from `os.environ`: setting them here, even before the
   library loads, has no effect (measured). Garbage collection is about a quarter of the CPU an
-  evaluation takes, so GOGC belongs in the environment of whatever starts the process.
+  evaluation takes and makes its slow tail, so the long-running commands start themselves over
+  with GOGC set (go_runtime.py).
 - The binding can trace an evaluation for coverage (`evaluate_with_coverage`, for the test
   runner): the report lists, per module, the source ranges evaluated and those not evaluated.
 """

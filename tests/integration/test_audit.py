@@ -67,7 +67,7 @@ def test_denial_and_impersonation_are_recorded(cluster, tmp_path):
     with cluster.client(cert=issue_client(tmp_path, "mallory", load_ca(cluster.pki), "mallory")) as mallory:
         denied = mallory.get("/api/v1/namespaces/default/secrets")
     [event] = [e for e in by_audit_id(cluster, denied.headers["Audit-Id"]) if e["stage"] == "ResponseComplete"]
-    assert event["responseStatus"]["code"] == 403
+    assert event["responseStatus"]["code"] == 403 and event["responseStatus"]["reason"] == "Forbidden"
     assert event["annotations"]["authorization.k8s.io/decision"] == "forbid"
     with cluster.client(headers={"Impersonate-User": "jane"}) as admin:
         response = admin.get("/api/v1/namespaces/default/configmaps")
@@ -130,3 +130,15 @@ def test_kill_9_leaves_no_acknowledged_write_without_its_event(tmp_path):
     missing = [a for a in acknowledged if a not in completed]
     assert missing == []
     assert verify(cluster).returncode == 0  # the chain is intact up to the crash
+
+
+def test_a_read_records_its_outcome_as_upstream(cluster):
+    with cluster.client() as api:
+        missing = api.get(f"{CM}/no-such-configmap")
+        found = api.get("/api/v1/namespaces/default")
+    assert missing.status_code == 404 and found.status_code == 200
+    [event] = [e for e in by_audit_id(cluster, missing.headers["Audit-Id"]) if e["stage"] == "ResponseComplete"]
+    assert event["responseStatus"] == {"metadata": {}, "status": "Failure", "reason": "NotFound",
+                                       "message": 'configmaps "no-such-configmap" not found', "code": 404}
+    [event] = [e for e in by_audit_id(cluster, found.headers["Audit-Id"]) if e["stage"] == "ResponseComplete"]
+    assert event["responseStatus"] == {"metadata": {}, "code": 200}

@@ -1,16 +1,19 @@
 """A cluster's life: restart keeps data, certificates and encryption keys rotate while it serves."""
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from cryptography import x509
 
+from securekube.policy import go_runtime
 from tests.integration.cluster import Cluster, free_port
 
 pytestmark = pytest.mark.integration
@@ -114,3 +117,26 @@ def test_value_whose_key_is_gone_is_a_500_naming_the_key(fresh):
         assert "unreadable-later" not in response.text
         # Other secrets keep working.
         assert api.post("/api/v1/namespaces/default/secrets", json=secret("fresh", "x")).status_code == 201
+
+
+def _environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_the_server_runs_its_policy_engine_with_the_tuned_go_collector(fresh):
+    # The started process replaced itself (same PID) by one whose environment sets GOGC: the only
+    # way the OPA engine's Go runtime sees the setting (securekube/policy/go_runtime.py).
+    assert "GOGC" not in _environment(os.getpid())
+    assert _environment(fresh.process.pid)["GOGC"] == go_runtime.ENGINE_GOGC
+    with fresh.client() as client:
+        assert client.get("/readyz").status_code == 200
+
+
+def test_a_collector_setting_of_the_user_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOGC", "300")  # inherited by the server the Cluster starts
+    running = Cluster(tmp_path / "data", free_port()).start()
+    try:
+        assert _environment(running.process.pid)["GOGC"] == "300"
+    finally:
+        running.stop()

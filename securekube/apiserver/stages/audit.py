@@ -124,7 +124,12 @@ class AuditStage:
             if authz is not None:
                 annotations["authorization.k8s.io/decision"] = "allow" if authz.verdict is Verdict.ALLOW else "forbid"
                 annotations["authorization.k8s.io/reason"] = authz.reason
-            body = _json_or_none(b"".join(response_chunks))
+            raw = b"".join(response_chunks)
+            # Decoded only when something is taken from it: the body itself, a create's metadata, or a
+            # Status (whose kind must spell "Status" out). Most reads need none of them, and
+            # decoding every response costs more than the rest of their event.
+            wanted = keep_response or info.verb == "create" or b"Status" in raw
+            body = _json_or_none(raw) if wanted else None
             status = ev.response_status(status_code)
             if isinstance(body, dict) and body.get("kind") == "Status":
                 status = ev.response_status(status_code, status=body.get("status", ""), message=body.get("message", ""),
@@ -165,7 +170,7 @@ class AuditStage:
                     await send(m)
                 await send({"type": "http.response.body", "body": b"".join(response_chunks)})
                 if not mutating:  # already answered: the event is built and written off the client's clock
-                    await self._write([self._event_or_none(decision, complete_event)], durable=False)
+                    self._record([self._event_or_none(decision, complete_event)])
                 return
             await send(message)
 
@@ -188,3 +193,13 @@ class AuditStage:
         events = [e for e in events if e is not None]
         if events:
             await asyncio.wrap_future(self._sink(events, durable))
+
+    def _record(self, events: list[dict | None]) -> None:
+        """Hands events to the sink without waiting, for requests already answered.
+
+        Nothing waits on them, so the event loop is not woken again when the writer has them; a
+        failure is counted and logged by the backends, as for every event.
+        """
+        events = [e for e in events if e is not None]
+        if events:
+            self._sink(events, False)

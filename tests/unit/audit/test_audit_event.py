@@ -29,6 +29,8 @@ def test_micro_time_is_rfc3339_utc_with_microseconds() -> None:
     assert micro_time(RECEIVED) == "2024-01-02T03:04:05.123456Z"
     plus_two = timezone(timedelta(hours=2))
     assert micro_time(datetime(2024, 1, 2, 5, 4, 5, 0, tzinfo=plus_two)) == "2024-01-02T03:04:05.000000Z"
+    # RFC 3339 years have four digits, also before the year 1000.
+    assert micro_time(datetime(5, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == "0005-01-02T03:04:05.000000Z"
     with pytest.raises(ValueError):
         micro_time(datetime(2024, 1, 2))
 
