@@ -53,3 +53,12 @@ test_other_resources_are_not_judged if {
 	request := json.patch(connect("exec", "kube-system"), [{"op": "replace", "path": "/request/resource/resource", "value": "nodes"}])
 	count(denials(request)) == 0
 }
+
+test_creating_a_pod_in_a_protected_namespace_is_left_to_other_policies if {
+	count(no_exec_in_protected_namespaces.deny) == 0 with input as {"request": {
+		"kind": {"group": "", "version": "v1", "kind": "Pod"},
+		"resource": {"group": "", "version": "v1", "resource": "pods"},
+		"namespace": "kube-system", "operation": "CREATE",
+		"object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}},
+	}}
+}

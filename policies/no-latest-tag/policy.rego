@@ -12,12 +12,10 @@
 # and the ephemeral containers it adds (kubectl debug).
 package securekube.admission.no_latest_tag
 
-container_fields := ["containers", "initContainers", "ephemeralContainers"]
+# Each rule body starts with equality tests on the request that OPA's rule index can use, so a
+# request a rule cannot apply to costs it next to nothing; refs go straight to input.
 
-pod := input.request.object if {
-	input.request.kind.kind == "Pod"
-	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
-}
+container_fields := ["containers", "initContainers", "ephemeralContainers"]
 
 old_images[name] := container.image if {
 	some field in container_fields
@@ -26,32 +24,32 @@ old_images[name] := container.image if {
 }
 
 checked_containers contains container if {
+	input.request.kind.kind == "Pod"
 	input.request.operation == "CREATE"
+	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
 	some field in container_fields
-	some container in object.get(pod.spec, field, [])
+	some container in object.get(input.request.object.spec, field, [])
 }
 
 checked_containers contains container if {
+	input.request.kind.kind == "Pod"
 	input.request.operation == "UPDATE"
+	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
 	some field in container_fields
-	some container in object.get(pod.spec, field, [])
+	some container in object.get(input.request.object.spec, field, [])
 	object.get(old_images, container.name, "") != container.image
 }
 
 pinned_by_digest(image) if contains(image, "@")
 
-# The last path component, where a tag would be ("localhost:5000/app:1" -> "app:1").
-last_component(image) := parts[count(parts) - 1] if parts := split(image, "/")
-
-tag(image) := parts[count(parts) - 1] if {
-	parts := split(last_component(image), ":")
-	count(parts) > 1
-}
+# A tag is a ":" after the last "/" (so "localhost:5000/app" has none); a regex finds it
+# without splitting the image. A ":latest" at the end is always after the last "/".
+tagged(image) if regex.match(`:[^/]*$`, image)
 
 deny contains msg if {
 	some container in checked_containers
 	not pinned_by_digest(container.image)
-	tag(container.image) == "latest"
+	endswith(container.image, ":latest")
 	msg := sprintf("container %q uses image %q: the :latest tag is not allowed, use a version tag or a digest", [
 		container.name, container.image,
 	])
@@ -60,7 +58,7 @@ deny contains msg if {
 deny contains msg if {
 	some container in checked_containers
 	not pinned_by_digest(container.image)
-	not tag(container.image)
+	not tagged(container.image)
 	msg := sprintf("container %q uses image %q without a tag (that means :latest): use a version tag or a digest", [
 		container.name, container.image,
 	])

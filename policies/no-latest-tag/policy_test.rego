@@ -61,3 +61,10 @@ test_other_kinds_are_not_judged if {
 	request := json.patch(review("CREATE", {"kind": "ConfigMap"}, null), [{"op": "replace", "path": "/request/kind/kind", "value": "ConfigMap"}])
 	count(no_latest_tag.deny) == 0 with input as request
 }
+
+test_only_the_last_colon_after_the_last_slash_is_the_tag if {
+	denials_for("localhost/app:1:latest") == {`container "web" uses image "localhost/app:1:latest": the :latest tag is not allowed, use a version tag or a digest`}
+	denials_for("localhost:5000/team:x/app") == {`container "web" uses image "localhost:5000/team:x/app" without a tag (that means :latest): use a version tag or a digest`}
+	count(denials_for("localhost/app:latest-1")) == 0
+	count(denials_for("localhost/app:")) == 0
+}

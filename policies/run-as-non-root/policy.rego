@@ -10,24 +10,24 @@
 # (kubectl debug can ask for root).
 package securekube.admission.run_as_non_root
 
-pod := input.request.object if {
-	input.request.kind.kind == "Pod"
-	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
-}
-
-pod_context := object.get(pod.spec, "securityContext", {})
+# Each rule body starts with equality tests on the request that OPA's rule index can use, so a
+# request a rule cannot apply to costs it next to nothing; refs go straight to input.
 
 old_ephemeral_names := {container.name | some container in object.get(input.request.oldObject.spec, "ephemeralContainers", [])}
 
 checked_containers contains container if {
+	input.request.kind.kind == "Pod"
 	input.request.operation == "CREATE"
+	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
 	some field in ["containers", "initContainers", "ephemeralContainers"]
-	some container in object.get(pod.spec, field, [])
+	some container in object.get(input.request.object.spec, field, [])
 }
 
 checked_containers contains container if {
+	input.request.kind.kind == "Pod"
 	input.request.operation == "UPDATE"
-	some container in object.get(pod.spec, "ephemeralContainers", [])
+	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
+	some container in object.get(input.request.object.spec, "ephemeralContainers", [])
 	not container.name in old_ephemeral_names
 }
 
@@ -35,7 +35,7 @@ checked_containers contains container if {
 effective(container, field) := value if {
 	value := container.securityContext[field]
 	value != null
-} else := pod_context[field]
+} else := input.request.object.spec.securityContext[field]
 
 runs_as_non_root(container) if effective(container, "runAsNonRoot") == true
 

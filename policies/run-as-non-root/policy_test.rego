@@ -56,3 +56,9 @@ test_other_updates_are_not_judged if {
 	new := json.patch(old, [{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}])
 	count(denials(review("UPDATE", new, old))) == 0
 }
+
+test_a_null_container_setting_falls_back_to_the_pod if {
+	containers := [{"name": "web", "securityContext": {"runAsNonRoot": null, "runAsUser": null}}]
+	count(denials(review("CREATE", pod({"runAsNonRoot": true, "runAsUser": 1000}, containers), null))) == 0
+	count(denials(review("CREATE", pod({"runAsNonRoot": true, "runAsUser": 0}, containers), null))) == 1
+}

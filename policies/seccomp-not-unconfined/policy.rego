@@ -10,29 +10,32 @@
 # container.seccomp.security.alpha.kubernetes.io/<name>) on create and update.
 package securekube.admission.seccomp_not_unconfined
 
-pod := input.request.object if {
-	input.request.kind.kind == "Pod"
-	input.request.operation in {"CREATE", "UPDATE"}
-	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
-}
+# Each rule body starts with equality tests on the request that OPA's rule index can use, so a
+# request a rule cannot apply to costs it next to nothing; refs go straight to input.
 
 old_ephemeral_names := {container.name | some container in object.get(input.request.oldObject.spec, "ephemeralContainers", [])}
 
 checked_containers contains container if {
+	input.request.kind.kind == "Pod"
 	input.request.operation == "CREATE"
+	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
 	some field in ["containers", "initContainers", "ephemeralContainers"]
-	some container in object.get(pod.spec, field, [])
+	some container in object.get(input.request.object.spec, field, [])
 }
 
 checked_containers contains container if {
+	input.request.kind.kind == "Pod"
 	input.request.operation == "UPDATE"
-	some container in object.get(pod.spec, "ephemeralContainers", [])
+	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
+	some container in object.get(input.request.object.spec, "ephemeralContainers", [])
 	not container.name in old_ephemeral_names
 }
 
 deny contains "the pod must not set securityContext.seccompProfile.type to Unconfined" if {
+	input.request.kind.kind == "Pod"
 	input.request.operation == "CREATE"
-	pod.spec.securityContext.seccompProfile.type == "Unconfined"
+	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
+	input.request.object.spec.securityContext.seccompProfile.type == "Unconfined"
 }
 
 deny contains msg if {
@@ -42,7 +45,10 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	some key, value in object.get(pod.metadata, "annotations", {})
+	input.request.kind.kind == "Pod"
+	input.request.operation in {"CREATE", "UPDATE"}
+	object.get(input.request, "subResource", "") in {"", "ephemeralcontainers"}
+	some key, value in object.get(input.request.object.metadata, "annotations", {})
 	legacy_annotation(key)
 	lower(value) == "unconfined"
 	msg := sprintf("annotation %s=%s turns seccomp off: remove it", [key, value])
