@@ -7,6 +7,9 @@ recorded) are written at once but synced with the next durable commit or checkpo
 cannot lose them (the kernel has them), only a machine crash could take the newest. Appends
 from many threads are group-committed: one writer thread takes everything queued,
 writes it in one go and syncs once, so 64 concurrent requests cost about one fsync, not 64.
+Events nobody waits for are written by the submitting thread itself whenever the writer is idle
+and nothing is queued (see `_write_unsynced_now`): waking the writer for every read cost the
+API server more CPU, through thread switches and GIL hand-offs, than writing the line.
 
 Every record is linked into the hash chain and sealed by signed checkpoints (see chain.py): after
 `checkpoint_every_events` records or `checkpoint_every_seconds`, at every rotation, at start-up
@@ -73,7 +76,8 @@ class LogStats:
 
 @dataclass
 class _ChainState:
-    # Owned by the writer thread once it runs (by the constructor before that).
+    # Replaced, never changed in place, by whoever holds AuditLog._io (the constructor before
+    # the writer runs).
     next_seq: int
     head: str
     retained_from: int
@@ -111,6 +115,9 @@ class AuditLog:
         self._on_checkpoint = on_checkpoint
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._cond = threading.Condition()
+        # Held while the chain is extended and the file written (by the writer through its fsync,
+        # or by a submitter writing unsynced events itself); taken before _cond, never after.
+        self._io = threading.Lock()
         self._pending: list[tuple[list[bytes], Future[None], bool]] = []
         self._closing = False
         self._broken: str | None = None
@@ -173,6 +180,9 @@ class AuditLog:
             done.set_result(None)
             return done
         prepared = [_prepare(event, index) for index, event in enumerate(events)]
+        if not durable and self._write_unsynced_now(prepared):
+            done.set_result(None)
+            return done
         with self._cond:
             if self._closing:
                 raise AuditLogError(f"audit log {self._names.active} is closed")
@@ -181,6 +191,43 @@ class AuditLog:
             self._pending.append((prepared, done, durable))
             self._cond.notify()
         return done
+
+    def _write_unsynced_now(self, prepared: list[bytes]) -> bool:
+        """Writes events nobody waits for in the calling thread; False to queue them for the writer instead.
+
+        Only when that is plain: the writer is not busy (it holds `_io` through its fsync, and a
+        caller such as the API server's event loop must never wait for a disk), nothing is queued
+        ahead of these events (file order is submission order), the chain already has unsealed
+        records (so the writer's checkpoint timer runs), and no checkpoint or rotation is due.
+        Raises AuditLogError as `submit` does.
+        """
+        if not self._io.acquire(blocking=False):
+            return False
+        try:
+            with self._cond:
+                if self._closing:
+                    raise AuditLogError(f"audit log {self._names.active} is closed")
+                if self._broken is not None:
+                    raise AuditLogError(self._broken)
+                if self._pending:
+                    return False
+            if self._state.unsealed == 0 or self._checkpoint_due(self._state, len(prepared)):
+                return False
+            data, state, checkpoint = self._link(prepared, self._state)
+            if checkpoint is not None or self._needs_rotation(len(data)):  # (one fell due meanwhile)
+                return False
+            try:
+                self._write_durably(data, sync=False)
+            except OSError as exc:
+                message = f"cannot write audit log {self._names.active}: {exc.strerror or type(exc).__name__}"
+                log.error("%s", message)
+                raise AuditLogError(message) from None
+            self._state = state
+            with self._cond:
+                self._records += len(prepared)
+            return True
+        finally:
+            self._io.release()
 
     def close(self) -> None:
         """Seals the log with a final checkpoint, finishes compression and releases the file. Idempotent."""
@@ -213,12 +260,14 @@ class AuditLog:
                     batch, self._pending = self._pending, []
                     closing = self._closing
                 if batch or self._seconds_until_checkpoint() == 0:
-                    self._commit(batch)
+                    with self._io:
+                        self._commit(batch)
                 if closing:
                     with self._cond:
                         if self._pending:
                             continue  # queued before close(): still owed a durable write
-                    self._finish()
+                    with self._io:
+                        self._finish()
                     return
         except Exception as exc:  # a bug or an unusable disk: nothing may be acknowledged any more
             log.error("audit log writer stopped: %s", type(exc).__name__)
@@ -273,13 +322,18 @@ class AuditLog:
             state.next_seq += 1
             state.unsealed += 1
         checkpoint = None
-        overdue = time.monotonic() - state.last_checkpoint_at >= self._checkpoints.every_seconds
-        if state.unsealed >= self._checkpoints.every_events or (state.unsealed and overdue):
+        if self._checkpoint_due(state, 0):
             checkpoint = self._checkpoint_line(chain.REASON_PERIODIC, state)
             lines.append(checkpoint)
         data = b"".join(lines)
         state.size += len(data)
         return data, state, checkpoint
+
+    def _checkpoint_due(self, state: _ChainState, incoming: int) -> bool:
+        """Whether a checkpoint seals the chain once `incoming` more records follow `state`."""
+        unsealed = state.unsealed + incoming
+        overdue = time.monotonic() - state.last_checkpoint_at >= self._checkpoints.every_seconds
+        return unsealed >= self._checkpoints.every_events or (unsealed > 0 and overdue)
 
     def _checkpoint_line(self, reason: str, state: _ChainState) -> bytes:
         """Appends a signed checkpoint to `state` (advancing it); returns its line."""

@@ -252,6 +252,78 @@ def test_old_backups_are_deleted_by_age(tmp_path: Path, key: Ed25519PrivateKey) 
     assert verify(all_log_files(tmp_path), key.public_key()).intact
 
 
+def test_an_unsynced_event_is_written_by_the_submitter_when_the_writer_is_idle(
+        tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    with AuditLog(tmp_path / "audit.log", signing_key=key, checkpoint_every_seconds=60) as log:
+        log.append([event(1)])  # the chain has an unsealed record: the writer's timer runs
+        commits = log.stats().commits
+        done = log.submit([event(2)], durable=False)
+        # Already in the file when submit returns, and no writer round was needed for it.
+        assert done.done() and done.result() is None
+        assert [r["auditID"] for r in requests_in(tmp_path / "audit.log")] == ["id-1", "id-2"]
+        assert log.stats().commits == commits
+    assert verify([tmp_path / "audit.log"], key.public_key()).intact
+
+
+def test_unsynced_events_are_still_sealed_by_checkpoints_in_time(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    with AuditLog(tmp_path / "audit.log", signing_key=key, checkpoint_every_events=1000,
+                  checkpoint_every_seconds=0.2) as log:
+        log.append([event(1)])
+        for n in range(2, 5):
+            log.submit([event(n)], durable=False).result(timeout=5)
+        deadline = time.monotonic() + 5
+        while "periodic" not in reasons(tmp_path / "audit.log") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        lines = records(tmp_path / "audit.log")
+    # The periodic checkpoint comes after, and so seals, the events written without the writer.
+    assert [r["auditID"] for r in lines[1:5]] == ["id-1", "id-2", "id-3", "id-4"]
+    assert chain.is_checkpoint(lines[5]) and reasons(tmp_path / "audit.log")[:2] == ["start", "periodic"]
+    assert verify([tmp_path / "audit.log"], key.public_key()).intact
+
+
+def test_mixed_synced_and_unsynced_events_under_concurrency_keep_one_intact_chain(
+        tmp_path: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.fdatasync
+
+    def slow_sync(fd: int) -> None:  # the writer holds the file a while, so submitters meet it busy
+        time.sleep(0.002)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow_sync)
+    writers, per_writer = 16, 30
+    start = threading.Barrier(writers)
+    with AuditLog(tmp_path / "audit.log", signing_key=key, checkpoint_every_events=40,
+                  max_size_bytes=60_000, compress=False) as log:
+
+        def write(w: int) -> None:
+            start.wait()
+            for i in range(per_writer):
+                log.submit([event(i, auditID=f"w{w}-{i}")], durable=(i % 3 == 0)).result(timeout=10)
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = log.stats()
+    files = sorted(all_log_files(tmp_path), key=lambda p: (p.name == "audit.log", p.name))
+    written = [r["auditID"] for f in files for r in requests_in(f)]
+    assert sorted(written) == sorted(f"w{w}-{i}" for w in range(writers) for i in range(per_writer))
+    for w in range(writers):
+        assert [a for a in written if a.startswith(f"w{w}-")] == [f"w{w}-{i}" for i in range(per_writer)]
+    assert stats.rotations >= 1 and stats.checkpoints >= writers * per_writer // 40
+    assert verify(files, key.public_key()).intact
+
+
+def test_an_unsynced_event_after_close_is_refused(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    log = AuditLog(tmp_path / "audit.log", signing_key=key)
+    log.append([event(1)])
+    log.close()
+    with pytest.raises(AuditLogError, match="closed"):
+        log.submit([event(2)], durable=False)
+    assert [r["auditID"] for r in requests_in(tmp_path / "audit.log")] == ["id-1"]
+
+
 def test_checkpoints_are_written_by_time_and_witnessed(tmp_path: Path, key: Ed25519PrivateKey) -> None:
     seen: list[dict[str, Any]] = []
     with AuditLog(tmp_path / "audit.log", signing_key=key, checkpoint_every_events=1000,
