@@ -180,8 +180,7 @@ class AuditLog:
             done.set_result(None)
             return done
         prepared = [_prepare(event, index) for index, event in enumerate(events)]
-        if not durable and self._write_unsynced_now(prepared):
-            done.set_result(None)
+        if not durable and self._write_unsynced_now(prepared, done):
             return done
         with self._cond:
             if self._closing:
@@ -192,14 +191,15 @@ class AuditLog:
             self._cond.notify()
         return done
 
-    def _write_unsynced_now(self, prepared: list[bytes]) -> bool:
-        """Writes events nobody waits for in the calling thread; False to queue them for the writer instead.
+    def _write_unsynced_now(self, prepared: list[bytes], done: Future[None]) -> bool:
+        """Writes events nobody waits for in the calling thread and completes `done`; False to queue them instead.
 
-        Only when that is plain: the writer is not busy (it holds `_io` through its fsync, and a
-        caller such as the API server's event loop must never wait for a disk), nothing is queued
-        ahead of these events (file order is submission order), the chain already has unsealed
-        records (so the writer's checkpoint timer runs), and no checkpoint or rotation is due.
-        Raises AuditLogError as `submit` does.
+        Only when that is plain: the writer is not busy (it holds `_io` from taking a batch until
+        that batch is on disk, and a caller such as the API server's event loop must never wait for
+        a disk), nothing is queued ahead of these events (file order is submission order), the chain
+        already has unsealed records (so the writer's checkpoint timer runs), and no checkpoint or
+        rotation is due. A failed write fails `done`, as the writer would; a closed or broken log
+        raises AuditLogError, as `submit` does.
         """
         if not self._io.acquire(blocking=False):
             return False
@@ -221,10 +221,12 @@ class AuditLog:
             except OSError as exc:
                 message = f"cannot write audit log {self._names.active}: {exc.strerror or type(exc).__name__}"
                 log.error("%s", message)
-                raise AuditLogError(message) from None
+                done.set_exception(AuditLogError(message))
+                return True
             self._state = state
             with self._cond:
                 self._records += len(prepared)
+            done.set_result(None)
             return True
         finally:
             self._io.release()
@@ -250,29 +252,38 @@ class AuditLog:
 
     def _run(self) -> None:
         try:
-            while True:
-                with self._cond:
-                    while not self._pending and not self._closing:
-                        wait = self._seconds_until_checkpoint()
-                        if wait is not None and wait <= 0:
-                            break
-                        self._cond.wait(wait)
-                    batch, self._pending = self._pending, []
-                    closing = self._closing
-                if batch or self._seconds_until_checkpoint() == 0:
-                    with self._io:
-                        self._commit(batch)
-                if closing:
-                    with self._cond:
-                        if self._pending:
-                            continue  # queued before close(): still owed a durable write
-                    with self._io:
-                        self._finish()
-                    return
+            while self._serve_once():
+                pass
         except Exception as exc:  # a bug or an unusable disk: nothing may be acknowledged any more
-            log.error("audit log writer stopped: %s", type(exc).__name__)
-            self._mark_broken(f"audit log {self._names.active} failed ({type(exc).__name__}); audit writes are refused")
-            self._close_fd()
+            with self._io:  # no submitter may write to the descriptor being closed
+                log.error("audit log writer stopped: %s", type(exc).__name__)
+                self._mark_broken(f"audit log {self._names.active} failed ({type(exc).__name__}); "
+                                  "audit writes are refused")
+                self._close_fd()
+
+    def _serve_once(self) -> bool:
+        """Waits for work, then commits what is queued (and a due checkpoint); False once closed."""
+        with self._cond:
+            while not self._pending and not self._closing:
+                wait = self._seconds_until_checkpoint()
+                if wait is not None and wait <= 0:
+                    break
+                self._cond.wait(wait)
+        # The batch is taken only while holding _io: from then until it is written nothing else may
+        # write, or a submitter writing directly could overtake its own queued events.
+        with self._io:
+            with self._cond:
+                batch, self._pending = self._pending, []
+                closing = self._closing
+            if batch or self._seconds_until_checkpoint() == 0:
+                self._commit(batch)
+            if closing:
+                with self._cond:
+                    if self._pending:
+                        return True  # queued before close(): still owed a durable write
+                self._finish()
+                return False
+        return True
 
     def _seconds_until_checkpoint(self) -> float | None:
         if self._state.unsealed == 0:

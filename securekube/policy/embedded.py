@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from securekube.policy import go_runtime
 from securekube.policy.interfaces import PolicyCompileError, PolicyError, PolicyTimeout, QueryResult
 
 __all__ = [
@@ -290,6 +291,7 @@ class EmbeddedOpaEngine:
         self._stop_idle_workers = weakref.finalize(self, _stop_workers, self._idle)
         # Fail at start-up, not on the first request, when the shared library cannot be loaded.
         self._validate(self._snapshot)
+        go_runtime.keep_from_children()  # the library's Go runtime has read its settings now
 
     # -- state ---------------------------------------------------------------------------
 

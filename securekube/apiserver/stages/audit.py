@@ -197,9 +197,13 @@ class AuditStage:
     def _record(self, events: list[dict | None]) -> None:
         """Hands events to the sink without waiting, for requests already answered.
 
-        Nothing waits on them, so the event loop is not woken again when the writer has them; a
-        failure is counted and logged by the backends, as for every event.
+        Nothing waits on them, so the event loop is not woken again when the writer has them. A
+        failure is counted by the backends; one the sink raises at once (a closed or broken log) is
+        logged here, because the client already has its answer and must not see a second one.
         """
         events = [e for e in events if e is not None]
         if events:
-            self._sink(events, False)
+            try:
+                self._sink(events, False)
+            except Exception as exc:
+                log.error("audit: the event of an answered request was not recorded: %s", exc)

@@ -315,6 +315,59 @@ def test_mixed_synced_and_unsynced_events_under_concurrency_keep_one_intact_chai
     assert verify(files, key.public_key()).intact
 
 
+def test_one_submitters_unsynced_events_keep_their_order_beside_durable_appends(
+        tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    # The API server's event loop submits reads' events without waiting while other requests
+    # append durably. Frequent thread switches make the writer lose the CPU between taking a batch
+    # and writing it, where a direct write must not overtake the batch (it did, before the writer
+    # took batches under the file lock).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        with AuditLog(tmp_path / "audit.log", signing_key=key, checkpoint_every_events=100_000,
+                      checkpoint_every_seconds=60) as log:
+            log.append([event(0)])
+            stop = threading.Event()
+
+            def durable() -> None:
+                n = 0
+                while not stop.is_set():
+                    log.append([event(n, auditID=f"d{n}")])
+                    n += 1
+
+            appender = threading.Thread(target=durable)
+            appender.start()
+            futures = [log.submit([event(n, auditID=f"r{n}")], durable=False) for n in range(5000)]
+            stop.set()
+            appender.join()
+            for future in futures:
+                future.result(timeout=10)
+    finally:
+        sys.setswitchinterval(interval)
+    written = [int(r["auditID"][1:]) for r in requests_in(tmp_path / "audit.log") if r["auditID"].startswith("r")]
+    assert written == list(range(5000))
+    assert verify([tmp_path / "audit.log"], key.public_key()).intact
+
+
+def test_a_failed_unsynced_write_fails_its_future_not_the_caller(
+        tmp_path: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    with AuditLog(tmp_path / "audit.log", signing_key=key, checkpoint_every_seconds=60) as log:
+        log.append([event(1)])
+        real_write = os.write
+
+        def full_disk(fd: int, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "write", full_disk)
+        done = log.submit([event(2)], durable=False)  # does not raise: the answer is in the future
+        with pytest.raises(AuditLogError, match="No space left"):
+            done.result(timeout=5)
+        monkeypatch.setattr(os, "write", real_write)
+        log.append([event(3)])
+    assert [r["auditID"] for r in requests_in(tmp_path / "audit.log")] == ["id-1", "id-3"]
+    assert verify([tmp_path / "audit.log"], key.public_key()).intact
+
+
 def test_an_unsynced_event_after_close_is_refused(tmp_path: Path, key: Ed25519PrivateKey) -> None:
     log = AuditLog(tmp_path / "audit.log", signing_key=key)
     log.append([event(1)])
