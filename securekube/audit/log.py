@@ -196,7 +196,8 @@ class AuditLog:
 
         Only when that is plain: the writer is not busy (it holds `_io` from taking a batch until
         that batch is on disk, and a caller such as the API server's event loop must never wait for
-        a disk), nothing is queued ahead of these events (file order is submission order), the chain
+        the writer or a flush; the write itself only hands the line to the page cache), nothing is
+        queued ahead of these events (file order is submission order), the chain
         already has unsealed records (so the writer's checkpoint timer runs), and no checkpoint or
         rotation is due. A failed write fails `done`, as the writer would; a closed or broken log
         raises AuditLogError, as `submit` does.
