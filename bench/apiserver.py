@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadgen import LoadResult, Window, Workload, client_context, run_load
-from report import (Comparison, Scenario, check_targets, compare, machine_lines, results_section, source_revision,
-                    write_document)
+from report import (Comparison, Scenario, check_targets, compare, machine_lines, percentile, results_section,
+                    source_revision, write_document)
 from servers import DEFAULT_LAUNCHER, ClientFiles, ServerFailed, ServerProcess, ServerSpec, with_servers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,27 +110,36 @@ def create_fixtures(server: ServerProcess) -> str:
 
 
 # -- the run ------------------------------------------------------------------------------------
-def run_rounds(servers: dict[str, ServerProcess], schedule: Schedule) -> list[Comparison]:
-    """Every round runs every scenario on both servers back to back, swapping which goes first."""
-    plan = scenarios(schedule.clients)
+def run_rounds(servers: dict[str, ServerProcess], plan: Sequence[Scenario], rounds: int, window: Window,
+               load_processes: int) -> dict[Scenario, dict[str, list[LoadResult]]]:
+    """Every round runs every scenario on every server back to back; which server goes first rotates
+    per round (with two servers: alternates), so drift on a shared machine hits them alike."""
     runs: dict[Scenario, dict[str, list[LoadResult]]] = {s: {label: [] for label in servers} for s in plan}
     labels = list(servers)
-    for round_index in range(schedule.rounds):
-        order = labels if round_index % 2 == 0 else labels[::-1]
+    for round_index in range(rounds):
+        shift = round_index % len(labels)
+        order = labels[shift:] + labels[:shift]
         for scenario in plan:
             for label in order:
                 server = servers[label]
-                result = run_load(server.client_files, workload(scenario), scenario.clients,
-                                  schedule.load_processes, schedule.window, server.cpu_seconds)
+                result = run_load(server.client_files, workload(scenario), scenario.clients, load_processes, window,
+                                  server.cpu_seconds)
                 if not server.alive():
                     raise ServerFailed(label, f"died during {scenario.operation} ×{scenario.clients}:\n"
-                                               f"{server.log_tail()}")
+                                              f"{server.log_tail()}")
                 runs[scenario][label].append(result)
                 errors = sum(result.errors.values())
-                print(f"round {round_index + 1}/{schedule.rounds} {scenario.operation:18} ×{scenario.clients:<3} "
-                      f"{label:3}: {result.requests_per_second:8.0f} req/s"
+                print(f"round {round_index + 1}/{rounds} {scenario.operation:18} ×{scenario.clients:<3} {label:15}: "
+                      f"{result.requests_per_second:7.0f} req/s p50 {percentile(result.latencies, 0.5) * 1000:6.2f} ms"
                       f"{f'  {errors} errors' if errors else ''}", file=sys.stderr, flush=True)
-    on, off = labels
+    return runs
+
+
+def compare_servers(servers: dict[str, ServerProcess], schedule: Schedule) -> list[Comparison]:
+    """The on/off comparison of every scenario of the schedule."""
+    plan = scenarios(schedule.clients)
+    runs = run_rounds(servers, plan, schedule.rounds, schedule.window, schedule.load_processes)
+    on, off = servers
     return [compare(s, runs[s][on], runs[s][off]) for s in plan]
 
 
@@ -192,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls = create_fixtures(server)
         print(f"servers ready: {', '.join(f'{s.spec.label} on port {s.port}' for s in servers.values())}",
               file=sys.stderr, flush=True)
-        return run_rounds(servers, schedule)
+        return compare_servers(servers, schedule)
 
     found, problems = with_servers(SERVERS, data_root, measure, launcher=launcher, keep_data=args.keep_data)
     comparisons = found or []

@@ -24,9 +24,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from apiserver import (EXIT_REQUEST_ERRORS, EXIT_SERVER_FAILED, REPO, command_line,
-                       create_fixtures, workload)
-from loadgen import LoadResult, Window, run_load
+from apiserver import EXIT_REQUEST_ERRORS, EXIT_SERVER_FAILED, REPO, command_line, create_fixtures, run_rounds
+from loadgen import LoadResult, Window
 from report import Scenario, Summary, machine_lines, paired_ratio, percentile, source_revision, summarize
 from servers import ServerFailed, ServerProcess, ServerSpec, with_servers
 
@@ -59,29 +58,6 @@ def check_audit_level(server: ServerProcess, level: str) -> None:
     has_bodies = all("requestObject" in e and "responseObject" in e for e in creates)
     if has_bodies != (level == "RequestResponse"):
         raise ServerFailed(server.spec.label, f"records bodies {'with' if has_bodies else 'without'} them at {level}")
-
-
-def run_rounds(servers: dict[str, ServerProcess], plan: Sequence[Scenario], rounds: int, window: Window,
-               load_processes: int) -> dict[Scenario, dict[str, list[LoadResult]]]:
-    runs: dict[Scenario, dict[str, list[LoadResult]]] = {s: {label: [] for label in servers} for s in plan}
-    labels = list(servers)
-    for round_index in range(rounds):
-        shift = round_index % len(labels)
-        order = labels[shift:] + labels[:shift]
-        for scenario in plan:
-            for label in order:
-                server = servers[label]
-                result = run_load(server.client_files, workload(scenario), scenario.clients, load_processes, window,
-                                  server.cpu_seconds)
-                if not server.alive():
-                    raise ServerFailed(label, f"died during {scenario.operation} ×{scenario.clients}:\n"
-                                              f"{server.log_tail()}")
-                runs[scenario][label].append(result)
-                errors = sum(result.errors.values())
-                print(f"round {round_index + 1}/{rounds} {scenario.operation:18} ×{scenario.clients:<3} {label:15}: "
-                      f"{result.requests_per_second:7.0f} req/s p50 {percentile(result.latencies, 0.5) * 1000:6.2f} ms"
-                      f"{f'  {errors} errors' if errors else ''}", file=sys.stderr, flush=True)
-    return runs
 
 
 def _p50_ratio(runs: Sequence[LoadResult], baseline: Sequence[LoadResult]) -> float:
