@@ -17,22 +17,12 @@ from securekube.events import (NORMAL, WARNING, EventRecorder, EventSource, Reco
 from securekube.registry.registry import Registry
 from securekube.storage.sqlite import SqliteStorage
 from securekube.storage.transform.identity import IdentityTransformer
+from tests.helpers import FakeClock
 
 START = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 POD = {"apiVersion": "v1", "kind": "Pod",
        "metadata": {"name": "web", "namespace": "shop", "uid": "uid-1", "resourceVersion": "41"}}
 NODE = {"metadata": {"name": "node-a", "uid": "uid-n"}}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
 
 
 class MemorySink:
@@ -71,7 +61,7 @@ class MemorySink:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from securekube.audit.webhook import WebhookSink
 from securekube.pki.layout import PkiPaths, bootstrap
 from securekube.pki.profiles import load_profiles
 from tests.audit_receiver import Receiver
+from tests.helpers import wait_for
 
 
 def event(n: int) -> dict[str, Any]:
@@ -43,13 +44,6 @@ def client_context(pki: PkiPaths, *, with_certificate: bool = True) -> ssl.SSLCo
     if with_certificate:
         context.load_cert_chain(pki.cert("admin"), pki.key("admin"))
     return context
-
-
-def wait_for(condition: Any, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_batches_are_event_lists_sent_over_mtls(pki: PkiPaths, receiver: Receiver) -> None:

@@ -31,6 +31,7 @@ from securekube.authn.serviceaccount import (
 )
 from securekube.authn.union import UnionAuthenticator
 from securekube.pki.keys import generate_private_key, public_key_pem
+from tests.helpers import FakeClock
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 API_AUDIENCES = (ISSUER,)
@@ -39,19 +40,6 @@ NS, SA, SA_UID = "team-a", "builder", "sa-uid-1"
 POD = BoundObject("Pod", "builder-7f9c", "pod-uid-1")
 SECRET = BoundObject("Secret", "builder-token", "secret-uid-1")
 NODE = BoundObject("Node", "worker-1", "node-uid-1")
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
 
 
 class Objects:

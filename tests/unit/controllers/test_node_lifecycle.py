@@ -12,21 +12,11 @@ from securekube.controllers.node_lifecycle import NodeLifecycleConfig, NodeLifec
 from securekube.events import EventRecorder
 from securekube.registry.registry import Registry
 from securekube.scheduler.fit import why_not
+from tests.helpers import FakeClock
 
 START = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 GRACE = 40.0
 UNREACHABLE = "node.kubernetes.io/unreachable"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -78,7 +68,7 @@ def _running_pod(registry: Registry, name: str, node: str) -> None:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from securekube.kubelet.errors import PodAdmissionError
 from securekube.kubelet.events import ApiEventSink, container_start_events
 from securekube.kubelet.pod_worker import PodWorker, WorkerContext
 from securekube.kubelet.runtime import ContainerRun, ContainerStatusView, PodRunState, PodStatusView, SandboxCreationError
+from tests.helpers import wait_for
 
 
 class ListSink:
@@ -107,13 +107,6 @@ def pod(restart_policy: str = "Never", **meta: Any) -> dict:
             "spec": {"nodeName": "node-a", "restartPolicy": restart_policy,
                      "containers": [{"name": "main", "image": "busybox:1.36"}]},
             "status": {"phase": "Pending"}}
-
-
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from securekube.events import EventRecorder, EventSource
 from securekube.kubelet.agent import EventsAfterStarts
 from securekube.kubelet.pod_worker import PodStarts, PodWorker, WorkerContext
 from securekube.kubelet.runtime import ContainerRun, ContainerStatusView, PodRunState, PodStatusView
+from tests.helpers import wait_for
 
 
 class GatedRuntime:
@@ -66,13 +67,6 @@ def pod(name: str = "web") -> dict:
             "spec": {"nodeName": "node-a", "restartPolicy": "Never",
                      "containers": [{"name": "main", "image": "busybox:1.36"}]},
             "status": {"phase": "Pending"}}
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def test_a_lull_is_immediate_when_no_pod_is_starting() -> None:

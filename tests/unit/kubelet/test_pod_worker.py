@@ -13,6 +13,7 @@ from securekube.kubelet.apiclient import ApiStatusError
 from securekube.kubelet.errors import PodAdmissionError
 from securekube.kubelet.pod_worker import LogUnavailable, PodWorker, WorkerContext
 from securekube.kubelet.runtime import ContainerRun, ContainerStatusView, PodRunState, PodStatusView
+from tests.helpers import wait_for
 
 
 class FakeRuntime:
@@ -91,13 +92,6 @@ def pod(name: str = "web", restart_policy: str = "Never", **meta: Any) -> dict:
             "spec": {"nodeName": "node-a", "restartPolicy": restart_policy,
                      "containers": [{"name": "main", "image": "busybox"}]},
             "status": {"phase": "Pending", "qosClass": "BestEffort"}}
-
-
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 @pytest.fixture
