@@ -29,6 +29,9 @@ from securekube.scheduler.fit import unschedulable_message, why_not
 log = logging.getLogger("securekube.scheduler")
 SCHEDULER_NAME = "default-scheduler"
 RETRY_UNSCHEDULABLE_SECONDS = 10.0
+# How long start() waits for the node cache before it lets pods in (the store is local: it is
+# usually a few milliseconds; past this, pods are judged against what has arrived and retried).
+NODE_CACHE_SYNC_SECONDS = 10.0
 
 PodKey = tuple[str, str]
 
@@ -66,6 +69,10 @@ class Scheduler:
             self._events.start()
         self._queue.start()
         self._node_informer.start()
+        # As upstream waits for its caches: a pod judged before the nodes are known would get a
+        # false "0/0 nodes are available" event.
+        if not self._node_informer.wait_synced(NODE_CACHE_SYNC_SECONDS):
+            log.warning("scheduler: node cache not synced after %gs; scheduling anyway", NODE_CACHE_SYNC_SECONDS)
         self._pod_informer.start()
 
     def stop(self) -> None:

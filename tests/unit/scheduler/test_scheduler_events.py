@@ -73,3 +73,29 @@ def test_a_pod_that_fits_nowhere_gets_one_failed_scheduling_event_that_counts_re
         "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }.")
     assert event["count"] >= 2
     assert "nodeName" not in registry.store_for_kind("", "Pod").get("default", "web")["spec"]
+
+
+def test_pods_are_judged_only_once_the_nodes_are_known(registry: Registry, monkeypatch) -> None:
+    # A slow first node list (a busy store) must not let a pod be judged against no nodes at all,
+    # which would tell a false "0/0 nodes are available".
+    _node(registry, "node-a", taints=[{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}])
+    _pod(registry, "web")
+    nodes = registry.store_for_kind("", "Node")
+    real_list = nodes.list
+
+    def slow_list(*args, **kwargs):
+        time.sleep(0.3)
+        return real_list(*args, **kwargs)
+
+    monkeypatch.setattr(nodes, "list", slow_list)
+    recorder = scheduler_events(registry)
+    recorder.start()
+    scheduler = Scheduler(registry, recorder)
+    scheduler.start()
+    try:
+        events = _wait_for_events(registry, recorder)
+    finally:
+        scheduler.stop()
+        recorder.close()
+    assert [e["message"] for e in events] == [
+        "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }."]
